@@ -1,0 +1,98 @@
+"""``gankit dataset check``: finds every file that would trouble training, with path and reason."""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from ..errors import DataError
+from . import images, parse_spec
+from .folder import FolderDataset, ZipDataset
+
+
+@dataclass
+class Report:
+    total: int = 0
+    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, reason)
+    sizes: Counter = field(default_factory=Counter)
+    modes: Counter = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def counts(self) -> Counter:
+        return Counter(kind for _, kind, _ in self.problems)
+
+    def summary(self) -> str:
+        c = self.counts()
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(c.items())) or "no problems"
+        common = ", ".join(f"{w}x{h}: {n}" for (w, h), n in self.sizes.most_common(3))
+        modes = ", ".join(f"{m}: {n}" for m, n in self.modes.most_common())
+        return f"{self.total} files checked: {parts}. Sizes ({common}); modes ({modes})."
+
+
+def check(spec: str) -> Report:
+    """Opens every image of a folder or zip spec and reports unreadable, truncated, odd-mode and odd-size files.
+
+    A file is *odd-size* when it is not square, smaller than the target resolution (it would be
+    upsampled), or (without ``res``) differs from the most common size; *odd-mode* when its mode is
+    neither RGB nor L (it will be converted as the mode policy documents).
+    """
+    source, opts = parse_spec(spec)
+    if source.startswith("builtin:"):
+        raise DataError("built-in datasets are generated and always valid; `dataset check` takes a folder or zip")
+    if not os.path.exists(source):
+        raise DataError(f"{source}: no such file or folder")
+    res = int(opts["res"]) if "res" in opts else None
+    mode = opts.get("mode", "rgb")
+    images.check_policy(opts.get("size", "center-crop"), mode, res)
+    lister = ZipDataset if os.path.isfile(source) else FolderDataset
+    ds = lister.__new__(lister)  # only the file listing is needed, not the first decode
+    ds.path = source
+    names = sorted(n for n in ds._list_names() if images.is_image_name(n))
+    if not names:
+        raise DataError(f"{source}: no images found (looked for {', '.join(images.EXTENSIONS)}, recursively)")
+    report = Report(total=len(names))
+    seen = []
+    for name in names:
+        where = os.path.join(source, name) if lister is FolderDataset else f"{source}/{name}"
+        try:
+            data = ds._read(name)
+        except OSError as e:
+            report.problems.append((where, "unreadable", str(e.strerror or e)))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as img:
+                    img.verify()
+                with Image.open(io.BytesIO(data)) as img:
+                    img.load()
+                    size, m = img.size, img.mode
+        except Exception as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            kind = "truncated" if ("truncated" in msg.lower() or isinstance(e, (EOFError, SyntaxError))
+                                   and "truncat" in msg.lower()) else "unreadable"
+            if "truncat" in msg.lower() or "broken data stream" in msg.lower() or "premature end" in msg.lower():
+                kind = "truncated"
+            report.problems.append((where, kind, msg))
+            continue
+        report.sizes[size] += 1
+        report.modes[m] += 1
+        seen.append((where, size, m))
+    common = report.sizes.most_common(1)[0][0] if report.sizes else None
+    for where, (w, h), m in seen:
+        if m not in images.NATIVE_MODES[mode]:
+            report.problems.append((where, "odd-mode", f"mode {m} will be converted to {mode}"))
+        if w != h:
+            report.problems.append((where, "odd-size", f"{w}x{h} is not square"))
+        elif res is not None and w < res:
+            report.problems.append((where, "odd-size", f"{w}x{h} is smaller than res={res} and would be upsampled"))
+        elif res is None and (w, h) != common:
+            report.problems.append((where, "odd-size", f"{w}x{h} differs from the common size {common[0]}x{common[1]}"))
+    return report
