@@ -1,0 +1,104 @@
+"""Public entry points: list, create and load models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import models  # noqa: F401  (registers families)
+from .config import apply_overrides, from_dict, merge
+from .errors import CheckpointError, ConfigError
+from .models.family import Bundle, Family
+from .registry import FAMILIES
+from .training import checkpoint as ckpt
+from .training.config import TrainConfig
+
+
+def list_models() -> list[str]:
+    """Names of the registered families, e.g. ``['dcgan', 'gan', 'wgan', 'wgan-gp']``."""
+    return FAMILIES.names()
+
+
+def get_family(name: str) -> Family:
+    return FAMILIES.get(name)()
+
+
+def list_presets(name: str) -> list[str]:
+    return sorted(get_family(name).presets)
+
+
+def resolve_configs(name: str, preset: str | None = None, overrides: dict | None = None):
+    """Builds (model config, train config) from paper defaults, then the preset, then overrides.
+
+    ``overrides`` is ``{"model": {...}, "train": {...}}``; unknown names raise ConfigError.
+    """
+    fam = get_family(name)
+    overrides = overrides or {}
+    unknown = set(overrides) - {"model", "train"}
+    if unknown:
+        raise ConfigError(f"unknown option group '{sorted(unknown)[0]}'; options are --model.NAME or --train.NAME")
+    layers = {}
+    if preset is not None:
+        if preset not in fam.presets:
+            raise ConfigError(f"unknown preset '{preset}' for family '{name}'; choose one of: "
+                              f"{', '.join(sorted(fam.presets)) or '(none)'}")
+        layers = fam.presets[preset]
+    layers = merge(layers, overrides)
+    model_cfg = fam.config(layers.get("model", {}))
+    train_cfg = apply_overrides(apply_overrides(TrainConfig(), fam.train_defaults, "train"),
+                                layers.get("train", {}), "train")
+    return model_cfg, train_cfg
+
+
+def create(name: str, preset: str | None = None, **model_overrides) -> Bundle:
+    """Builds a family's networks from its config (paper defaults < preset < keyword overrides).
+
+    Example:
+        >>> m = create("dcgan", preset="cpu-digits", resolution=32, channels=1)
+        >>> m.G(torch.randn(2, m.G.z_dim)).shape
+        torch.Size([2, 1, 32, 32])
+    """
+    fam = get_family(name)
+    model_cfg, _ = resolve_configs(name, preset, {"model": model_overrides})
+    fam.validate(model_cfg)
+    G, D = fam.build(model_cfg)
+    return Bundle(name, model_cfg, G, D)
+
+
+def bundle_from_config(config: dict) -> Bundle:
+    """Rebuilds untrained networks from a run's ``config.json`` (no training code needed)."""
+    name = config.get("family")
+    if name not in FAMILIES:
+        raise CheckpointError(f"checkpoint names family {name!r}, which this gankit does not have; "
+                              f"known: {', '.join(list_models())}")
+    fam = get_family(name)
+    model_cfg = from_dict(fam.Config, config.get("model", {}))
+    G, D = fam.build(model_cfg)
+    return Bundle(name, model_cfg, G, D)
+
+
+def load_bundle(path: str | Path) -> tuple[Bundle, torch.nn.Module, dict]:
+    """Loads a run or checkpoint folder: (bundle with trained G and D, EMA generator, config dict)."""
+    where = ckpt.resolve(path)
+    config = ckpt.read_config(where)
+    bundle = bundle_from_config(config)
+    tensors = ckpt.load_tensors(where)
+    G_ema = bundle_from_config(config).G
+    for prefix, module in (("G", bundle.G), ("D", bundle.D), ("G_ema", G_ema)):
+        try:
+            module.load_state_dict(ckpt.subset(tensors, prefix))
+        except RuntimeError as e:
+            raise CheckpointError(f"{where}: weights do not fit the {bundle.family} networks of its config.json "
+                                  f"({str(e).splitlines()[0]})") from None
+    G_ema.eval().requires_grad_(False)
+    return bundle, G_ema, config
+
+
+def load(path: str | Path) -> torch.nn.Module:
+    """The EMA generator of a run (newest checkpoint) or of a checkpoint folder, in eval mode.
+
+    Example:
+        >>> G = load("runs/quickstart")          # doctest: +SKIP
+        >>> images = G(torch.randn(16, G.z_dim))  # (16, C, H, W) in [-1, 1]  # doctest: +SKIP
+    """
+    return load_bundle(path)[1]

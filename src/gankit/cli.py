@@ -1,0 +1,214 @@
+"""The ``gankit`` command.
+
+    gankit train dcgan --data 'builtin:digits?res=32' --out runs/digits --preset cpu-digits --kimg 100
+    gankit train dcgan --data runs/... --out runs/digits --resume
+    gankit generate runs/digits --seeds 0-63 --out grid.png
+    gankit models
+    gankit dataset check ~/pictures/faces?res=64
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing
+
+from .errors import ConfigError, GankitError
+
+EPILOG_TRAIN = """examples:
+  gankit train dcgan --data 'builtin:digits?res=32' --out runs/digits --preset cpu-digits --kimg 100
+  gankit train wgan-gp --data builtin:ring8 --out runs/ring --preset cpu-toy --kimg 500
+  gankit train dcgan --data ~/faces.zip?res=64 --out runs/faces --train.batch-size 64 --model.ngf 64
+  gankit train dcgan --data 'builtin:digits?res=32' --out runs/digits --resume --kimg 200
+Every field of the family's config is an option (--model.NAME) and so is every training field
+(--train.NAME); `gankit train FAMILY --help` lists them with their defaults."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                a, b = part.split("-", 1)
+                seeds.extend(range(int(a), int(b) + 1))
+            elif part.strip():
+                seeds.append(int(part))
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: use a list like 0-63 or 1,5,9") from None
+    if not seeds or min(seeds) < 0:
+        raise ConfigError(f"--seeds {text!r}: give non-negative seeds like 0-63 or 1,5,9")
+    return seeds
+
+
+def _type_name(tp) -> str:
+    if typing.get_origin(tp) is tuple:
+        return "A,B,..."
+    return getattr(tp, "__name__", str(tp)).upper()
+
+
+def _add_config_options(p: argparse.ArgumentParser, group: str, cfg) -> None:
+    from .config import iter_fields
+
+    g = p.add_argument_group(f"--{group}.* options (defaults shown are the paper's or the preset's base)")
+    hints = typing.get_type_hints(type(cfg))
+    for name, f, value in iter_fields(cfg):
+        flags = {f"--{group}.{name.replace('_', '-')}", f"--{group}.{name}"}
+        tp = hints.get(name, str)
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        g.add_argument(*sorted(flags), dest=f"{group}.{name}", default=argparse.SUPPRESS, metavar=_type_name(tp),
+                       help=f"(default: {shown})")
+
+
+def _train_parser(family: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gankit train", description="Train a GAN family on a dataset.",
+                                epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("family", help="family name (see `gankit models`)")
+    p.add_argument("--data", required=True, help="dataset spec: builtin:NAME?k=v, a folder, or a .zip (?res=N&size=&mode=)")
+    p.add_argument("--out", required=True, help="run directory (config.json, checkpoints/, samples/, log.jsonl)")
+    p.add_argument("--preset", default=None, help="a named preset of the family (see `gankit models`)")
+    p.add_argument("--kimg", type=float, default=None, help="training length in thousands of real images")
+    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if family:
+        from .api import get_family
+        from .config import apply_overrides
+        from .training.config import TrainConfig
+
+        fam = get_family(family)
+        _add_config_options(p, "model", fam.Config())
+        _add_config_options(p, "train", apply_overrides(TrainConfig(), fam.train_defaults, "train"))
+    return p
+
+
+def cmd_train(argv: list[str]) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("family", nargs="?")
+    known, _ = pre.parse_known_args(argv)
+    family = known.family if known.family and not known.family.startswith("-") else None
+    if family:
+        from .api import get_family
+
+        get_family(family)  # unknown family -> one clear line
+    args = _train_parser(family).parse_args(argv)
+    overrides: dict = {}
+    for key, value in vars(args).items():
+        if "." in key:
+            group, name = key.split(".", 1)
+            overrides.setdefault(group, {})[name] = value
+    if args.kimg is not None:
+        overrides.setdefault("train", {})["kimg"] = args.kimg
+    from .training.trainer import Trainer
+
+    trainer = Trainer(args.family, args.data, args.out, preset=args.preset, overrides=overrides,
+                      resume=args.resume, progress=not args.no_progress)
+    s = trainer.run()
+    if s["status"] == "interrupted":
+        print(f"interrupted at {s['kimg']:.1f} kimg; saved {s['checkpoint']}\n"
+              f"continue with: gankit train {args.family} --data '{trainer.data_spec}' --out {args.out} --resume")
+        return 130
+    print(f"done: {s['kimg']:.1f} kimg")
+    print(f"  checkpoint: {s['checkpoint']}")
+    print(f"  samples:    {s['samples']}")
+    if "metrics" in s:
+        shown = {k: v for k, v in s["metric_values"].items() if not isinstance(v, list)}
+        print(f"  metrics:    {s['metrics']}  {json.dumps(shown)}")
+    return 0
+
+
+def cmd_generate(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="gankit generate", description="Generate samples from a trained run.",
+                                epilog="example:\n  gankit generate runs/digits --seeds 0-63 --out grid.png\n"
+                                       "  gankit generate runs/digits --seeds 1,5,9 --out samples/",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("--seeds", default="0-63", help="seeds, e.g. 0-63 or 1,5,9 (one sample per seed)")
+    p.add_argument("--out", required=True, help="a .png for one grid, or a folder for one PNG per seed")
+    args = p.parse_args(argv)
+    import torch
+
+    from .api import load
+    from .visual import image_grid, save_samples
+
+    seeds = parse_seeds(args.seeds)
+    G = load(args.run)
+    z = torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    with torch.no_grad():
+        x = torch.cat([G(b) for b in z.split(256)])
+    from pathlib import Path
+
+    out = Path(args.out)
+    if out.suffix.lower() == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_samples(x, str(out))
+    else:
+        if x.dim() != 4:
+            raise ConfigError("--out: vector samples are drawn as one scatter plot; give a .png path")
+        out.mkdir(parents=True, exist_ok=True)
+        for s, img in zip(seeds, x):
+            image_grid(img[None], pad=0, min_cell=1).save(out / f"seed{s:04d}.png")
+    print(f"wrote {len(seeds)} samples to {out}")
+    return 0
+
+
+def cmd_models(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="gankit models", description="List families and their presets.").parse_args(argv)
+    from .api import get_family, list_models
+
+    for name in list_models():
+        fam = get_family(name)
+        print(f"{name:10s} {fam.paper}")
+        print(f"{'':10s} presets: {', '.join(sorted(fam.presets)) or '-'}; data: {', '.join(fam.data_kinds)}")
+    return 0
+
+
+def cmd_dataset(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="gankit dataset", description="Dataset tools.",
+                                epilog="example:\n  gankit dataset check ~/pictures?res=64",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="action", required=True)
+    c = sub.add_parser("check", help="list unreadable, truncated, odd-mode and odd-size files")
+    c.add_argument("path", help="folder or zip, optionally with ?res=N&mode=rgb|gray|rgba")
+    args = p.parse_args(argv)
+    from .data.validate import check
+
+    report = check(args.path)
+    for path, kind, reason in report.problems:
+        print(f"{kind:10s} {path}: {reason}")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "models": cmd_models, "dataset": cmd_dataset}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: gankit {train,generate,models,dataset} ...\n\n"
+              "  train     train a family on a dataset (gankit train FAMILY --help)\n"
+              "  generate  samples from a trained run\n"
+              "  models    families and presets\n"
+              "  dataset   dataset tools (check)\n")
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"gankit {__version__}")
+        return 0
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        print(f"gankit: error: unknown command '{argv[0]}'; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return cmd(argv[1:])
+    except GankitError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Adversarial losses (pure functions of discriminator outputs) and regularizers."""
+from .adversarial import LOSSES, d_loss, g_loss, list_losses
+from .regularizers import clip_weights, gradient_penalty, r1_penalty
+
+__all__ = ["LOSSES", "d_loss", "g_loss", "list_losses", "clip_weights", "gradient_penalty", "r1_penalty"]

@@ -1,0 +1,90 @@
+"""Adversarial losses as (discriminator loss, generator loss) pairs of pure functions.
+
+Each function takes raw discriminator outputs (logits or critic values, any shape) and returns
+a scalar mean. ``softplus(x) = log(1 + exp(x))``, so ``softplus(-x) = -log(sigmoid(x))`` and
+``softplus(x) = -log(1 - sigmoid(x))``.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+Tensor = torch.Tensor
+
+
+class LossPair(NamedTuple):
+    d: Callable[[Tensor, Tensor], Tensor]  # (real_out, fake_out) -> D loss
+    g: Callable[[Tensor], Tensor]  # fake_out -> G loss
+
+
+def _bce_d(real: Tensor, fake: Tensor) -> Tensor:
+    # Goodfellow et al. 2014, eq. 1: D maximizes log D(x) + log(1 - D(G(z))) -> minimize -log sig(r) - log(1 - sig(f))
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def minimax_g(fake: Tensor) -> Tensor:
+    # Goodfellow et al. 2014, eq. 1: G minimizes log(1 - D(G(z))) = -softplus(f)
+    return -F.softplus(fake).mean()
+
+
+def nonsaturating_g(fake: Tensor) -> Tensor:
+    # Goodfellow et al. 2014, section 3: G maximizes log D(G(z)) instead -> minimize -log sig(f)
+    return F.softplus(-fake).mean()
+
+
+def wasserstein_d(real: Tensor, fake: Tensor) -> Tensor:
+    # Arjovsky et al. 2017, eq. 3 / Algorithm 1: critic maximizes E[f(x)] - E[f(G(z))]
+    return fake.mean() - real.mean()
+
+
+def wasserstein_g(fake: Tensor) -> Tensor:
+    # Arjovsky et al. 2017, Algorithm 1 line 10: G minimizes -E[f(G(z))]
+    return -fake.mean()
+
+
+def hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    # Lim & Ye 2017 (Geometric GAN), Miyato et al. 2018 eq. 16: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    # Mao et al. 2017 (LSGAN), eq. 9 with a=0, b=1: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]
+    return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake ** 2).mean()
+
+
+def lsgan_g(fake: Tensor) -> Tensor:
+    # Mao et al. 2017 (LSGAN), eq. 9 with c=1: 1/2 E[(D(G(z)) - 1)^2]
+    return 0.5 * ((fake - 1.0) ** 2).mean()
+
+
+LOSSES: dict[str, LossPair] = {
+    "minimax": LossPair(_bce_d, minimax_g),
+    "nonsaturating": LossPair(_bce_d, nonsaturating_g),
+    "wasserstein": LossPair(wasserstein_d, wasserstein_g),
+    "hinge": LossPair(hinge_d, wasserstein_g),  # hinge G loss is -E[D(G(z))] (Miyato et al. 2018, eq. 17)
+    "lsgan": LossPair(lsgan_d, lsgan_g),
+}
+
+
+def list_losses() -> list[str]:
+    return sorted(LOSSES)
+
+
+def _get(name: str) -> LossPair:
+    if name not in LOSSES:
+        raise ConfigError(f"unknown loss '{name}'; choose one of: {', '.join(list_losses())}")
+    return LOSSES[name]
+
+
+def d_loss(name: str, real: Tensor, fake: Tensor) -> Tensor:
+    """Discriminator loss ``name`` for real and fake outputs."""
+    return _get(name).d(real, fake)
+
+
+def g_loss(name: str, fake: Tensor) -> Tensor:
+    """Generator loss ``name`` for the discriminator's outputs on fakes."""
+    return _get(name).g(fake)

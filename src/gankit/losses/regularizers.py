@@ -1,0 +1,42 @@
+"""Regularizers of the discriminator: gradient penalty, R1, weight clipping."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+Tensor = torch.Tensor
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """Two-sided gradient penalty E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates (unscaled).
+
+    Gulrajani et al. 2017 (WGAN-GP), Algorithm 1 lines 6-8: x_hat = eps x + (1 - eps) x~, eps ~ U[0, 1].
+    Multiply by lambda (10 in the paper) at the call site.
+    """
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    out = critic(x_hat)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(2, dim=1)
+    return ((norm - 1.0) ** 2).mean()
+
+
+def r1_penalty(real_out: Tensor, real: Tensor) -> Tensor:
+    """R1 penalty E[||grad_x D(x)||^2] on real data (unscaled; multiply by gamma / 2).
+
+    Mescheder et al. 2018, eq. 9: R1 = gamma/2 E_{p_D}[||grad D(x)||^2]. ``real`` must have
+    ``requires_grad=True`` before the forward pass that produced ``real_out``.
+    """
+    (grad,) = torch.autograd.grad(real_out.sum(), real, create_graph=True)
+    return grad.square().flatten(1).sum(1).mean()
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module, c: float) -> None:
+    """Clamps every parameter to [-c, c] (Arjovsky et al. 2017, Algorithm 1 line 7, c = 0.01)."""
+    for p in module.parameters():
+        p.clamp_(-c, c)

@@ -1,0 +1,183 @@
+"""Mode metrics: how many modes of a known target a generator covers, and how well.
+
+* 2D mixtures (``ring8``, ``grid25``): a sample is *high quality* when it lies within 3 standard
+  deviations of its nearest mode centre; a mode is *covered* when at least ``min_count`` high-quality
+  samples fall to it (Srivastava et al. 2017, VEEGAN, section 5.1: 2,500 samples, min_count 1;
+  PacGAN uses the same protocol).
+* ``digits``: a small CNN trained on the built-in digits (shipped weights; held-out accuracy in
+  its metadata, checked by the tests) classifies samples after area-resizing to 8x8; we report the
+  share of samples it recognises with probability >= ``threshold`` (0.9) and how many classes appear
+  among those.
+* ``stacked-digits``: each RGB channel is classified on its own, giving one of 1,000 modes; we
+  report the modes covered and KL(p_generated || uniform) over the 1,000 modes (the Stacked MNIST
+  protocol of VEEGAN section 5.2 and PacGAN, 26,000 samples).
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import register_metric
+
+WEIGHTS = Path(__file__).parent / "weights" / "digits_classifier.safetensors"
+
+
+# ----------------------------------------------------------------------------- 2D mixtures
+@register_metric("modes-2d")
+def toy2d_modes(samples: torch.Tensor, centers: torch.Tensor, std: float, min_count: int = 1) -> dict:
+    """Modes covered and high-quality share of 2D samples (N, 2) against mixture ``centers`` (K, 2)."""
+    samples, centers = samples.detach().float().cpu(), centers.float().cpu()
+    dist = torch.cdist(samples, centers)  # (N, K)
+    d_min, nearest = dist.min(1)
+    hq = d_min <= 3 * std
+    counts = torch.bincount(nearest[hq], minlength=len(centers))
+    return {"modes_covered": int((counts >= min_count).sum()), "num_modes": len(centers),
+            "high_quality_share": float(hq.float().mean()), "per_mode_high_quality": counts.tolist(),
+            "num_samples": len(samples)}
+
+
+# ----------------------------------------------------------------------------- digits classifier
+class DigitClassifier(nn.Module):
+    """A small CNN for 8x8 digits in [-1, 1]; other resolutions are area-resized to 8x8 first."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 4, 4)
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 16, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 8:
+            x = F.adaptive_avg_pool2d(x, 8)
+        return self.net(x)
+
+
+def digits_split(seed: int = 0, held_out: float = 0.2):
+    """The fixed train / held-out split of the 1,797 built-in digits used for the classifier."""
+    from ..data.builtin.digits import load_digits_8x8
+
+    imgs, labels = load_digits_8x8()
+    x = torch.from_numpy(imgs).float().div(127.5).sub(1).unsqueeze(1)
+    y = torch.from_numpy(labels)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(len(x) * held_out))
+    return (x[perm[n_test:]], y[perm[n_test:]]), (x[perm[:n_test]], y[perm[:n_test]])
+
+
+def _roundtrip(x: torch.Tensor, res: int) -> torch.Tensor:
+    """Bilinear upscale then area downscale: what a generated image at ``res`` looks like to the classifier."""
+    up = F.interpolate(x, size=res, mode="bilinear", align_corners=False)
+    return F.adaptive_avg_pool2d(up, 8)
+
+
+def train_digit_classifier(seed: int = 0, epochs: int = 60) -> tuple[DigitClassifier, float]:
+    """Trains the classifier on the training split (with shifts and resize round trips); returns (model, held-out acc)."""
+    torch.manual_seed(seed)
+    (xtr, ytr), (xte, yte) = digits_split()
+    model = DigitClassifier()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xtr))
+        for i in range(0, len(xtr), 64):
+            xb, yb = xtr[perm[i:i + 64]], ytr[perm[i:i + 64]]
+            if torch.rand(()) < 0.5:
+                xb = _roundtrip(xb, 32)
+            shift = torch.randint(-1, 2, (2,))
+            xb = torch.roll(xb, shifts=(int(shift[0]), int(shift[1])), dims=(2, 3)) if torch.rand(()) < 0.3 else xb
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    acc = held_out_accuracy(model)
+    return model, acc
+
+
+@torch.no_grad()
+def held_out_accuracy(model: nn.Module, res: int = 8) -> float:
+    (_, _), (xte, yte) = digits_split()
+    model.eval()
+    x = xte if res == 8 else F.interpolate(xte, size=res, mode="bilinear", align_corners=False)
+    return float((model(x).argmax(1) == yte).float().mean())
+
+
+@functools.lru_cache(maxsize=1)
+def digit_classifier() -> DigitClassifier:
+    """The shipped classifier (``metrics/weights/digits_classifier.safetensors``), in eval mode."""
+    from safetensors.torch import load_file
+
+    model = DigitClassifier()
+    model.load_state_dict(load_file(str(WEIGHTS)))
+    return model.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def classify_digits(images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """Class probabilities (N, 10) for single-channel images (N, 1, H, W) in [-1, 1]."""
+    model = digit_classifier()
+    return torch.cat([F.softmax(model(x.float().cpu()), 1) for x in images.split(batch)])
+
+
+@register_metric("modes-digits")
+def digits_modes(images: torch.Tensor, threshold: float = 0.9) -> dict:
+    """Confidently recognised share and classes covered for generated digits (N, 1, H, W)."""
+    if images.shape[1] != 1:
+        images = images.mean(1, keepdim=True)
+    p = classify_digits(images)
+    conf, cls = p.max(1)
+    ok = conf >= threshold
+    counts = torch.bincount(cls[ok], minlength=10)
+    return {"recognised_share": float(ok.float().mean()), "classes_covered": int((counts > 0).sum()),
+            "per_class": counts.tolist(), "num_samples": len(images), "threshold": threshold}
+
+
+@register_metric("modes-stacked-digits")
+def stacked_digits_modes(images: torch.Tensor, num_modes: int = 1000) -> dict:
+    """Stacked MNIST protocol: modes covered out of 1,000 and KL(p_gen || uniform) for (N, 3, H, W) samples."""
+    n = images.shape[0]
+    digits = [classify_digits(images[:, k:k + 1]).argmax(1) for k in range(3)]
+    code = digits[0] * 100 + digits[1] * 10 + digits[2]
+    p = torch.bincount(code, minlength=num_modes).double() / n
+    nz = p > 0
+    kl = float((p[nz] * (p[nz] * num_modes).log()).sum())  # KL(p || U) = sum p log(p / (1/1000))
+    return {"modes_covered": int(nz.sum()), "num_modes": num_modes, "kl_to_uniform": kl, "num_samples": n}
+
+
+# ----------------------------------------------------------------------------- dispatch
+DEFAULT_SAMPLES = {"toy2d": 2500, "digits": 5000, "stacked-digits": 26000}
+
+
+@torch.no_grad()
+def generate(G: nn.Module, n: int, device=None, batch: int = 500, seed: int = 123) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch):
+        z = torch.randn(min(batch, n - i), G.z_dim, generator=g)
+        out.append(G(z.to(device or "cpu")).cpu())
+    return torch.cat(out)
+
+
+def evaluate_generator(G: nn.Module, dataset, n: int | None = None, device=None) -> dict:
+    """Runs the mode metric that fits ``dataset.mode_metric`` on ``n`` samples of ``G``."""
+    kind = dataset.mode_metric
+    if kind is None:
+        raise ValueError(f"dataset {dataset.name} has no mode metric")
+    n = n or DEFAULT_SAMPLES[kind]
+    was_training = G.training
+    G.eval()
+    samples = generate(G, n, device)
+    G.train(was_training)
+    if kind == "toy2d":
+        res = toy2d_modes(samples, dataset.meta["centers"], dataset.meta["std"])
+    elif kind == "digits":
+        res = digits_modes(samples)
+    else:
+        res = stacked_digits_modes(samples)
+    return {"metric": f"modes-{kind}", **res}
+
+

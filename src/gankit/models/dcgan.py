@@ -1,0 +1,117 @@
+"""DCGAN (Radford, Metz & Chintala 2016, "Unsupervised Representation Learning with Deep
+Convolutional Generative Adversarial Networks").
+
+Section 3's guidelines: strided convolutions instead of pooling (fractional-strided in G),
+batch norm in both networks (not on G's output or D's input layer), no fully connected hidden
+layers, ReLU in G with tanh output, LeakyReLU (slope 0.2) in D. Section 4: weights ~ N(0, 0.02),
+Adam lr 2e-4 with beta1 0.5, batch 128. Channel widths follow Figure 1 (1024 at 4x4 for 64 px)
+and the authors' code (ndf = 128); any power-of-two resolution from 8 up adds or drops stages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..nn import activation, normal_init
+from ..registry import register
+from .family import Family, adversarial_phases, check_power_of_two
+
+
+@dataclass
+class DCGANConfig:
+    resolution: int = 64
+    channels: int = 3
+    z_dim: int = 100
+    ngf: int = 128  # G width: ngf * resolution / (2 r) channels at resolution r (Figure 1: 1024 at 4x4)
+    ndf: int = 128  # D width, mirrored
+    max_channels: int = 1024
+    g_norm: str = "batch"  # batch | none
+    d_norm: str = "batch"  # batch | layer | none (WGAN critics drop batch norm)
+    loss: str = "nonsaturating"
+
+
+def _norm(kind: str, ch: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    if kind == "layer":
+        return nn.GroupNorm(1, ch)  # layer norm over (C, H, W), as WGAN-GP section 4 suggests for critics
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"unknown normalization '{kind}'; use batch, layer or none")
+
+
+def _widths(base: int, resolution: int, cap: int) -> dict[int, int]:
+    """Channels at each resolution r < resolution: base * resolution / (2 r), capped."""
+    out, r = {}, 4
+    while r < resolution:
+        out[r] = min(base * resolution // (2 * r), cap)
+        r *= 2
+    return out
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) -> image (B, channels, resolution, resolution) in [-1, 1]."""
+
+    def __init__(self, resolution=64, channels=3, z_dim=100, ngf=128, max_channels=1024, norm="batch"):
+        super().__init__()
+        self.z_dim, self.resolution = z_dim, resolution
+        ch = _widths(ngf, resolution, max_channels)
+        bias = norm == "none"
+        layers = [nn.ConvTranspose2d(z_dim, ch[4], 4, 1, 0, bias=bias), _norm(norm, ch[4]), nn.ReLU()]  # 1 -> 4
+        r = 4
+        while 2 * r < resolution:
+            layers += [nn.ConvTranspose2d(ch[r], ch[2 * r], 4, 2, 1, bias=bias), _norm(norm, ch[2 * r]), nn.ReLU()]
+            r *= 2
+        layers += [nn.ConvTranspose2d(ch[r], channels, 4, 2, 1), nn.Tanh()]  # r -> resolution
+        self.net = nn.Sequential(*layers)
+        normal_init(self)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """image (B, channels, resolution, resolution) -> logit (B,)."""
+
+    def __init__(self, resolution=64, channels=3, ndf=128, max_channels=1024, norm="batch"):
+        super().__init__()
+        ch = _widths(ndf, resolution, max_channels)
+        r = resolution // 2
+        layers = [nn.Conv2d(channels, ch[r], 4, 2, 1), activation("lrelu")]  # no norm on the input layer
+        bias = norm == "none"
+        while r > 4:
+            layers += [nn.Conv2d(ch[r], ch[r // 2], 4, 2, 1, bias=bias), _norm(norm, ch[r // 2]), activation("lrelu")]
+            r //= 2
+        layers += [nn.Conv2d(ch[4], 1, 4, 1, 0)]  # 4x4 -> 1x1 logit, no sigmoid (the loss applies it)
+        self.net = nn.Sequential(*layers)
+        normal_init(self)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+@register("dcgan")
+class DCGAN(Family):
+    Config = DCGANConfig
+    paper = "Radford et al. 2016, DCGAN"
+    train_defaults = {"optimizer": "adam", "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 128}
+    presets = {
+        "paper": {},
+        # a few minutes on 2 CPU cores for 16-32 px data such as builtin:digits
+        "cpu-digits": {"model": {"ngf": 32, "ndf": 32, "z_dim": 64}, "train": {"batch_size": 64}},
+        "cpu-64": {"model": {"ngf": 32, "ndf": 32, "max_channels": 256}, "train": {"batch_size": 32}},
+    }
+
+    def validate(self, cfg: DCGANConfig) -> None:
+        check_power_of_two("dcgan", cfg.resolution, lo=8)
+
+    def build(self, cfg: DCGANConfig):
+        G = Generator(cfg.resolution, cfg.channels, cfg.z_dim, cfg.ngf, cfg.max_channels, cfg.g_norm)
+        D = Discriminator(cfg.resolution, cfg.channels, cfg.ndf, cfg.max_channels, cfg.d_norm)
+        return G, D
+
+    def phases(self, cfg: DCGANConfig, G, D, train):
+        return adversarial_phases(cfg.loss, n_critic=train.n_critic)

@@ -1,0 +1,155 @@
+"""What a family provides to the trainer: config, presets, networks, and its phases.
+
+A *phase* is one optimizer step of one network (STYLE.md 4): the trainer iterates phases as
+data (n_critic = ``repeat``, lazy regularization = ``every``), never branching on family names.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from ..config import apply_overrides
+from ..data.base import DatasetInfo
+from ..errors import ConfigError
+
+
+@dataclass
+class Step:
+    """What a phase's loss function sees: the networks, the real batch and a latent sampler."""
+
+    G: nn.Module
+    D: nn.Module
+    real: torch.Tensor | None
+    labels: torch.Tensor | None
+    batch_size: int
+    iteration: int
+    device: torch.device
+
+    def z(self, n: int | None = None) -> torch.Tensor:
+        return torch.randn(n or self.batch_size, self.G.z_dim, device=self.device)
+
+
+@dataclass
+class Phase:
+    """One optimizer step of ``module`` ("G" or "D").
+
+    Args:
+        name: label used in logs, e.g. ``"D"`` or ``"Dreg"``.
+        module: which network (and optimizer) the step updates.
+        loss: ``loss(step) -> {"loss": scalar, other stats...}``.
+        every: run on iterations where ``iteration % every == 0`` (lazy regularization).
+        repeat: run this many times per iteration, each with a fresh real batch (n_critic).
+        real: whether the step consumes real images (counted in kimg).
+        after: called with the module after each optimizer step (e.g. weight clipping).
+    """
+
+    name: str
+    module: str
+    loss: Callable[[Step], dict[str, torch.Tensor]]
+    every: int = 1
+    repeat: int = 1
+    real: bool = False
+    after: Callable[[nn.Module], None] | None = None
+
+
+@dataclass
+class Bundle:
+    """A built model: generator, discriminator and the config that rebuilds them."""
+
+    family: str
+    config: Any
+    G: nn.Module
+    D: nn.Module
+
+
+class Family:
+    """Base class of a registered family. Subclasses set the class attributes and implement
+    :meth:`build` and :meth:`phases`.
+    """
+
+    Config: ClassVar[type]
+    #: paper defaults for the generic training config (optimizer, learning rates, batch, n_critic)
+    train_defaults: ClassVar[dict] = {}
+    #: named presets: {"name": {"model": {...}, "train": {...}}, ...}
+    presets: ClassVar[dict[str, dict]] = {}
+    #: which data the family accepts: {"image"}, {"vector"} or both
+    data_kinds: ClassVar[tuple[str, ...]] = ("image",)
+    paper: ClassVar[str] = ""
+
+    def config(self, overrides: dict | None = None):
+        return apply_overrides(self.Config(), overrides or {}, "model")
+
+    def fit_to_data(self, cfg, info: DatasetInfo, user_overrides: dict):
+        """Sets the config's data shape fields from the dataset; conflicts with explicit options are errors."""
+        name = type(self).registered_name  # type: ignore[attr-defined]
+        if info.kind not in self.data_kinds:
+            raise ConfigError(f"family '{name}' takes {' or '.join(self.data_kinds)} data but the dataset holds "
+                              f"{info.kind}s; choose an {'image' if info.kind == 'vector' else 'vector'} dataset "
+                              f"or another family")
+        wanted = self.data_fields(info)
+        for key, value in wanted.items():
+            if key in user_overrides and coerce_eq(user_overrides[key], value) is False:
+                raise ConfigError(f"--model.{key} {user_overrides[key]} conflicts with the dataset ({key} = {value}); "
+                                  "drop the option or change the data spec")
+        cfg = dataclasses.replace(cfg, **wanted)
+        self.validate(cfg)
+        return cfg
+
+    def data_fields(self, info: DatasetInfo) -> dict:
+        """Config fields implied by the data (override for non-image families)."""
+        c, h, _ = info.shape
+        return {"resolution": h, "channels": c}
+
+    def validate(self, cfg) -> None:
+        """Raises ConfigError on invalid configs before any step is taken."""
+
+    def build(self, cfg) -> tuple[nn.Module, nn.Module]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def phases(self, cfg, G: nn.Module, D: nn.Module) -> list[Phase]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def coerce_eq(a, b) -> bool:
+    try:
+        return type(b)(a) == b
+    except (TypeError, ValueError):
+        return False
+
+
+def check_power_of_two(name: str, res: int, lo: int = 4) -> None:
+    if res < lo or res & (res - 1):
+        raise ConfigError(f"{name}: resolution {res} is not a power of two >= {lo}; resize the data, for example "
+                          "with ?res=64 in --data")
+
+
+def adversarial_phases(loss: str, n_critic: int = 1, d_penalty: Callable[[Step, torch.Tensor], dict] | None = None,
+                       after_d: Callable[[nn.Module], None] | None = None) -> list[Phase]:
+    """The alternating D / G phases of Goodfellow et al. 2014, Algorithm 1 (k = ``n_critic`` D steps per G step).
+
+    ``d_penalty(step, fake)`` may add regularization terms to the D loss: it returns a dict whose
+    ``"loss"`` is added and whose other entries are logged.
+    """
+    from ..losses import d_loss, g_loss
+
+    def d_step(s: Step) -> dict:
+        with torch.no_grad():
+            fake = s.G(s.z())
+        real_out, fake_out = s.D(s.real), s.D(fake)
+        adv = d_loss(loss, real_out, fake_out)
+        out = {"loss": adv, "adv": adv.detach(), "real": real_out.detach().mean(), "fake": fake_out.detach().mean()}
+        if d_penalty is not None:
+            extra = d_penalty(s, fake)
+            out["loss"] = adv + extra.pop("loss")
+            out.update(extra)
+        return out
+
+    def g_step(s: Step) -> dict:
+        fake_out = s.D(s.G(s.z()))
+        return {"loss": g_loss(loss, fake_out)}
+
+    return [Phase("D", "D", d_step, repeat=n_critic, real=True, after=after_d), Phase("G", "G", g_step)]

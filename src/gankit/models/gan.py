@@ -1,0 +1,86 @@
+"""The original GAN (Goodfellow et al. 2014, "Generative Adversarial Nets").
+
+Multilayer perceptrons for both players, on vectors (the 2D mixtures) or flattened images.
+Defaults follow the paper's MNIST model (the authors' pylearn2 ``mnist.yaml``): G has two
+ReLU layers of 1200 units, D two maxout layers of 240 units with 5 pieces and dropout, trained
+with SGD (lr 0.1, momentum 0.5), batch 100, k = 1 D step per G step. The generator uses the
+non-saturating loss the paper recommends in section 3. Image outputs use tanh because gankit
+scales images to [-1, 1] (the paper's sigmoid on [0, 1] is the same up to that affine map).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..nn import MLP
+from ..registry import register
+from .family import Family, adversarial_phases
+
+
+@dataclass
+class GANConfig:
+    data_shape: tuple[int, ...] = (1, 28, 28)  # set from the data: (D,) for vectors, (C, H, W) for images
+    z_dim: int = 100
+    g_hidden: tuple[int, ...] = (1200, 1200)
+    d_hidden: tuple[int, ...] = (240, 240)
+    g_act: str = "relu"
+    d_act: str = "maxout"  # maxout | relu | lrelu
+    maxout_pieces: int = 5
+    d_dropout: float = 0.5
+    loss: str = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wasserstein
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) -> sample (B, *data_shape); tanh output for images, linear for vectors."""
+
+    def __init__(self, data_shape=(1, 28, 28), z_dim=100, hidden=(1200, 1200), act="relu"):
+        super().__init__()
+        self.z_dim, self.data_shape = z_dim, tuple(data_shape)
+        out_act = "tanh" if len(self.data_shape) == 3 else "identity"
+        self.net = MLP((z_dim, *hidden, math.prod(self.data_shape)), act=act, out_act=out_act)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.data_shape)
+
+
+class Discriminator(nn.Module):
+    """sample (B, *data_shape) -> logit (B,)."""
+
+    def __init__(self, data_shape=(1, 28, 28), hidden=(240, 240), act="maxout", pieces=5, dropout=0.5):
+        super().__init__()
+        self.net = MLP((math.prod(data_shape), *hidden, 1), act=act, pieces=pieces, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+@register("gan")
+class GAN(Family):
+    Config = GANConfig
+    paper = "Goodfellow et al. 2014, Generative Adversarial Nets"
+    data_kinds = ("vector", "image")
+    train_defaults = {"optimizer": "sgd", "g_lr": 0.1, "d_lr": 0.1, "momentum": 0.5, "batch_size": 100}
+    presets = {
+        # small and quick on 2 CPU cores: the 2D ring / grid mixtures
+        "cpu-toy": {"model": {"z_dim": 2, "g_hidden": (128, 128, 128), "d_hidden": (128, 128, 128), "d_act": "relu",
+                              "d_dropout": 0.0},
+                    "train": {"optimizer": "adam", "g_lr": 1e-3, "d_lr": 1e-3, "betas": (0.5, 0.999),
+                              "batch_size": 256}},
+        "cpu-digits": {"model": {"z_dim": 32, "g_hidden": (256, 256), "d_hidden": (128, 128), "d_dropout": 0.2},
+                       "train": {"optimizer": "adam", "g_lr": 5e-4, "d_lr": 5e-4, "betas": (0.5, 0.999),
+                                 "batch_size": 64}},
+    }
+
+    def data_fields(self, info):
+        return {"data_shape": tuple(info.shape)}
+
+    def build(self, cfg: GANConfig):
+        G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act)
+        D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout)
+        return G, D
+
+    def phases(self, cfg: GANConfig, G, D, train):
+        return adversarial_phases(cfg.loss, n_critic=train.n_critic)

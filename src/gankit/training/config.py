@@ -1,0 +1,34 @@
+"""The generic training config; each family supplies its paper's defaults for these fields."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    kimg: float = 100.0  # length of training in thousands of real images shown to D
+    batch_size: int = 64
+    seed: int = 0
+    optimizer: str = "adam"  # adam | rmsprop | sgd
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    betas: tuple[float, ...] = (0.5, 0.999)  # adam
+    momentum: float = 0.0  # sgd / rmsprop
+    eps: float = 1e-8
+    n_critic: int = 1  # D steps per G step
+    lr_schedule: str = "constant"  # constant | linear-decay (to 0 from lr_decay_start of training)
+    lr_decay_start: float = 0.5
+    ema_kimg: float = 0.0  # half-life of the G EMA in kimg; 0 keeps G_ema equal to G
+    ema_rampup: float = 0.0  # ema half-life <= ema_rampup * images seen (StyleGAN2-ADA); 0 disables
+    snapshot_kimg: float = 10.0  # checkpoint interval
+    keep: int = 3  # checkpoints kept
+    sample_kimg: float = 5.0  # sample-grid interval
+    log_kimg: float = 1.0  # log / progress interval
+    grid: int = 64  # samples in the grid
+    mirror: bool = False  # random horizontal flips of real images
+    cache: bool = True  # decode image folders once into memory
+    workers: int = 0  # data-loader processes when not cached
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    device: str = "auto"  # auto | cpu | cuda | mps
+    tensorboard: bool = True
+    metrics: bool = True  # mode metrics at the end when the data has them

@@ -1,0 +1,46 @@
+"""Run logs: a JSONL file (one record per tick) and, optionally, TensorBoard."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, tensorboard: bool, resume_kimg: float | None = None, purge_step: int = 0):
+        self.path = Path(run_dir) / "log.jsonl"
+        if resume_kimg is not None and self.path.exists():
+            # drop records written after the checkpoint we resume from, so the log reads as one run
+            keep = [ln for ln in self.path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln).get("kimg", 0) <= resume_kimg + 1e-9]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+        self.file = open(self.path, "a")
+        self.tb = None
+        if tensorboard:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=purge_step or None)
+            except ImportError:  # tensorboard is a dependency, but keep training if it is broken
+                self.tb = None
+
+    def log(self, record: dict, step: int) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("iteration",):
+                    self.tb.add_scalar(k, v, step)
+
+    def image(self, tag: str, path: Path, step: int) -> None:
+        if self.tb is not None:
+            import numpy as np
+            from PIL import Image
+
+            self.tb.add_image(tag, np.asarray(Image.open(path).convert("RGB")), step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()

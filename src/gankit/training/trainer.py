@@ -1,0 +1,331 @@
+"""The generic training loop: phases from the family's recipe, run in order every iteration.
+
+Determinism: at the start of iteration ``i`` every random generator (torch, Python) is seeded
+from (seed, i), and real batches come from :class:`~gankit.data.BatchOrder`, a pure function of
+images already seen. A run resumed from any checkpoint therefore repeats exactly the steps an
+uninterrupted run takes, and on CPU reaches bitwise-identical weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..config import to_dict
+from ..data import BatchOrder, GanDataset, open_dataset
+from ..errors import CheckpointError, ConfigError
+from ..models.family import Phase, Step
+from ..visual import save_samples
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .ema import ema_beta, make_ema, update_ema
+from .logging import RunLogger
+
+RUN_FORMAT = "gankit-run/1"
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    return (seed * 6364136223846793005 + iteration * 1442695040888963407 + 1) % (2**63 - 1)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--train.device cuda: no CUDA device is available; use cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(params, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas[:2]), eps=cfg.eps)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, eps=cfg.eps)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    raise ConfigError(f"--train.optimizer {cfg.optimizer}: use adam, rmsprop or sgd")
+
+
+def lr_factor(cfg: TrainConfig, progress: float) -> float:
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    if cfg.lr_schedule == "linear-decay":
+        # constant, then linear decay to 0 (Isola et al. 2017 / Zhu et al. 2017 schedule)
+        if progress < cfg.lr_decay_start:
+            return 1.0
+        return max(0.0, (1.0 - progress) / max(1e-8, 1.0 - cfg.lr_decay_start))
+    raise ConfigError(f"--train.lr-schedule {cfg.lr_schedule}: use constant or linear-decay")
+
+
+class Trainer:
+    """Trains one family on one dataset into a run directory.
+
+    Args:
+        family: registered family name, e.g. ``"dcgan"``.
+        data: a dataset spec (``"builtin:digits?res=32"``, a folder, a zip) or an opened dataset.
+        out: run directory.
+        preset: name of one of the family's presets, or None for the paper's defaults.
+        overrides: ``{"model": {...}, "train": {...}}``.
+        resume: continue the newest checkpoint in ``out`` (only ``train.kimg`` may change).
+        progress: show a progress bar.
+    """
+
+    def __init__(self, family: str, data, out: str | Path, preset: str | None = None,
+                 overrides: dict | None = None, resume: bool = False, progress: bool = True):
+        from ..api import get_family, resolve_configs
+
+        self.out = Path(out)
+        self.progress = progress
+        overrides = overrides or {}
+        cfg_path = self.out / "config.json"
+        self.resume_from = None
+        if resume:
+            if not cfg_path.is_file():
+                raise CheckpointError(f"{self.out}: nothing to resume (no config.json); drop --resume to start a new run")
+            saved = json.loads(cfg_path.read_text())
+            if saved.get("family") != family:
+                raise CheckpointError(f"{self.out} holds a '{saved.get('family')}' run, not '{family}'; "
+                                      f"resume it with `gankit train {saved.get('family')} ... --resume` "
+                                      "or choose another --out")
+            extra = {f"{g}.{k}" for g, d in overrides.items() for k in d} - {"train.kimg"}
+            if extra or preset is not None:
+                raise ConfigError(f"--resume keeps the run's config; only --kimg may change "
+                                  f"(got {', '.join(sorted(extra)) or '--preset'})")
+            fam = get_family(family)
+            model_cfg = fam.config(saved["model"])
+            train_cfg = dataclasses.replace(
+                TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["train"].items()}))
+            if "train" in overrides and "kimg" in overrides["train"]:
+                train_cfg = dataclasses.replace(train_cfg, kimg=float(overrides["train"]["kimg"]))
+            data_spec = saved["data"]["spec"]
+            if isinstance(data, str) and data != data_spec:
+                raise CheckpointError(f"{self.out} was trained on '{data_spec}', not '{data}'; resume with the same "
+                                      "--data or choose another --out")
+            self.resume_from = ckpt.list_checkpoints(self.out)[-1] if ckpt.list_checkpoints(self.out) else None
+        else:
+            if ckpt.list_checkpoints(self.out):
+                raise CheckpointError(f"{self.out} already holds a run; pass --resume to continue it or choose a new --out")
+            model_cfg, train_cfg = resolve_configs(family, preset, overrides)
+            data_spec = data if isinstance(data, str) else getattr(data, "name", "custom")
+            fam = get_family(family)
+
+        self.family_name, self.family, self.cfg = family, fam, train_cfg
+        self.dataset: GanDataset = open_dataset(data) if isinstance(data, str) else data
+        self.model_cfg = fam.fit_to_data(model_cfg, self.dataset.info, overrides.get("model", {}))
+        if resume and self.dataset.fingerprint() != saved["data"]["fingerprint"]:
+            raise CheckpointError(f"the data at '{data_spec}' changed since {self.out} started (fingerprint differs); "
+                                  "exact resume needs the same data: restore it or start a new --out")
+        self.data_spec = data_spec
+        self.config = {"format": RUN_FORMAT, "family": family, "preset": preset, "gankit_version": __version__,
+                       "model": to_dict(self.model_cfg), "train": to_dict(train_cfg),
+                       "data": {"spec": data_spec, "fingerprint": self.dataset.fingerprint(),
+                                "info": dataclasses.asdict(self.dataset.info)}}
+        if resume:
+            self.config["preset"] = saved.get("preset")
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self):
+        cfg = self.cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.G, self.D = (m.to(self.device) for m in self.family.build(self.model_cfg))
+        self.G_ema = make_ema(self.G)
+        self.opt = {"G": make_optimizer(self.G.parameters(), cfg, cfg.g_lr),
+                    "D": make_optimizer(self.D.parameters(), cfg, cfg.d_lr)}
+        self.base_lr = {"G": cfg.g_lr, "D": cfg.d_lr}
+        self.phases: list[Phase] = self.family.phases(self.model_cfg, self.G, self.D, cfg)
+        self.cur_nimg, self.iteration, self.elapsed = 0, 0, 0.0
+        if self.resume_from is not None:
+            self._restore(self.resume_from)
+        if cfg.cache and hasattr(self.dataset, "files"):
+            self.dataset = self.dataset.materialize(progress=self.progress)
+        self.order = BatchOrder(len(self.dataset), cfg.batch_size, seed=cfg.seed, position=self.cur_nimg)
+        g = torch.Generator().manual_seed(cfg.seed + 7919)
+        n_grid = 1000 if self.dataset.info.kind == "vector" else cfg.grid  # vectors are drawn as a scatter plot
+        self.grid_z = torch.randn(n_grid, self.G.z_dim, generator=g).to(self.device)
+
+    def _restore(self, where: Path):
+        tensors = ckpt.load_tensors(where)
+        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            try:
+                module.load_state_dict(ckpt.subset(tensors, prefix))
+            except RuntimeError as e:
+                raise CheckpointError(f"{where}: weights do not match the run's config ({str(e).splitlines()[0]})") from None
+        state = ckpt.load_state(where)
+        for k, opt in self.opt.items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.cur_nimg, self.iteration, self.elapsed = state["cur_nimg"], state["iteration"], state["elapsed"]
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate((state["rng"]["python"][0], tuple(state["rng"]["python"][1]), state["rng"]["python"][2]))
+
+    # ------------------------------------------------------------------ pieces
+    def _save(self) -> Path:
+        tensors = {**ckpt.state_tensors("G", self.G), **ckpt.state_tensors("G_ema", self.G_ema),
+                   **ckpt.state_tensors("D", self.D)}
+        py = random.getstate()
+        state = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "elapsed": self.elapsed,
+                 "optimizers": {k: o.state_dict() for k, o in self.opt.items()},
+                 "rng": {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]]}}
+        return ckpt.save_checkpoint(self.out, self.cur_nimg, tensors, state, self.config, keep=self.cfg.keep)
+
+    @torch.no_grad()
+    def _sample_grid(self) -> Path:
+        samples = torch.cat([self.G_ema(z) for z in self.grid_z.split(64)])
+        path = self.out / "samples" / f"fakes{self.cur_nimg // 1000:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if samples.dim() == 4 or samples.shape[1] == 2:
+            save_samples(samples.cpu(), str(path), self.dataset.meta.get("centers"))
+        return path
+
+    def _save_reals(self):
+        path = self.out / "samples" / "reals.png"
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = 1000 if self.dataset.info.kind == "vector" else self.cfg.grid
+        idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(0))[:n]
+        x, _ = self.dataset.get_batch(idx)
+        if self.dataset.info.kind == "image" or x.shape[1] == 2:
+            save_samples(x, str(path), self.dataset.meta.get("centers"))
+
+    def _real_batch(self):
+        idx = self.order.next()
+        x, c = self.dataset.get_batch(idx)
+        if self.cfg.mirror and x.dim() == 4:
+            flip = torch.rand(x.shape[0]) < 0.5
+            x[flip] = x[flip].flip(3)
+        return x.to(self.device, non_blocking=True), (c.to(self.device) if c is not None else None)
+
+    def _set_lr(self, total: int):
+        f = lr_factor(self.cfg, self.cur_nimg / max(total, 1))
+        for k, opt in self.opt.items():
+            for group in opt.param_groups:
+                group["lr"] = self.base_lr[k] * f
+
+    def _run_phase(self, phase: Phase, stats: dict):
+        module = self.G if phase.module == "G" else self.D
+        other = self.D if phase.module == "G" else self.G
+        module.requires_grad_(True)
+        other.requires_grad_(False)
+        opt = self.opt[phase.module]
+        for _ in range(phase.repeat):
+            real, labels = self._real_batch() if phase.real else (None, None)
+            step = Step(self.G, self.D, real, labels, self.cfg.batch_size, self.iteration, self.device)
+            out = phase.loss(step)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+            if phase.after is not None:
+                phase.after(module)
+            if phase.real:
+                self.cur_nimg += self.cfg.batch_size
+            for k, v in out.items():
+                key = f"{phase.name}/{k}"
+                s = stats.setdefault(key, [0.0, 0])
+                s[0] += float(v.detach()) if torch.is_tensor(v) else float(v)
+                s[1] += 1
+        other.requires_grad_(True)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict:
+        """Trains until ``train.kimg``; returns a summary (paths, images seen, status)."""
+        from tqdm import tqdm
+
+        self._setup()
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=2))
+        total = int(round(cfg.kimg * 1000))
+        resumed_at = self.cur_nimg if self.resume_from is not None else None
+        logger = RunLogger(self.out, cfg.tensorboard, resume_kimg=None if resumed_at is None else resumed_at / 1000,
+                           purge_step=self.iteration if resumed_at is not None else 0)
+        self._save_reals()
+        if self.resume_from is None:
+            self._sample_grid()
+        stop = {"flag": False}
+
+        def on_sigint(signum, frame):
+            if stop["flag"]:
+                raise KeyboardInterrupt
+            stop["flag"] = True
+
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+        bar = tqdm(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True, disable=not self.progress,
+                   desc=f"{self.family_name}", dynamic_ncols=True, mininterval=1.0)
+        stats: dict = {}
+        tick_start, tick_nimg = time.time(), self.cur_nimg
+        last_save = self.cur_nimg if self.resume_from is not None else -1
+        status = "done"
+        n_log, n_sample, n_snap = (max(1, int(k * 1000)) for k in (cfg.log_kimg, cfg.sample_kimg, cfg.snapshot_kimg))
+        try:
+            while self.cur_nimg < total:
+                if stop["flag"]:
+                    status = "interrupted"
+                    break
+                seed = iteration_seed(cfg.seed, self.iteration)
+                torch.manual_seed(seed)
+                random.seed(seed)
+                self._set_lr(total)
+                before = self.cur_nimg
+                for phase in self.phases:
+                    if self.iteration % phase.every == 0:
+                        self._run_phase(phase, stats)
+                update_ema(self.G_ema, self.G, ema_beta(cfg.batch_size, self.cur_nimg, cfg.ema_kimg, cfg.ema_rampup))
+                self.iteration += 1
+                if self.cur_nimg == before:
+                    raise RuntimeError("no phase consumed real data; a family must have a phase with real=True")
+                bar.update(min(self.cur_nimg, total) - min(before, total))
+                now = time.time()
+                crossed = lambda n: self.cur_nimg // n > before // n  # noqa: E731
+                if crossed(n_log) or self.cur_nimg >= total:
+                    dt = now - tick_start
+                    self.elapsed += dt
+                    rate = (self.cur_nimg - tick_nimg) / max(dt, 1e-9)
+                    rec = {"kimg": self.cur_nimg / 1000, "iteration": self.iteration, "time_s": round(self.elapsed, 3),
+                           "img_per_s": round(rate, 2),
+                           **{k: s[0] / max(s[1], 1) for k, s in stats.items()}}
+                    logger.log(rec, self.iteration)
+                    bar.set_postfix({"img/s": f"{rate:.0f}",
+                                     **{k: f"{s[0] / max(s[1], 1):.3f}" for k, s in stats.items() if k.endswith("/loss")}})
+                    stats, tick_start, tick_nimg = {}, time.time(), self.cur_nimg
+                if crossed(n_sample):
+                    logger.image("samples", self._sample_grid(), self.iteration)
+                if crossed(n_snap):
+                    self._save()
+                    last_save = self.cur_nimg
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+            bar.close()
+        if last_save != self.cur_nimg:
+            self._save()
+        summary = {"status": status, "run": str(self.out), "kimg": self.cur_nimg / 1000,
+                   "checkpoint": str(ckpt.list_checkpoints(self.out)[-1])}
+        if status == "done":
+            summary["samples"] = str(self._sample_grid())
+            if cfg.metrics and self.dataset.mode_metric:
+                from ..metrics.modes import evaluate_generator
+
+                metrics = evaluate_generator(self.G_ema, self.dataset, device=self.device)
+                metrics["kimg"] = self.cur_nimg / 1000
+                ckpt.atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2))
+                summary["metrics"] = str(self.out / "metrics.json")
+                summary["metric_values"] = metrics
+        logger.close()
+        return summary
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
