@@ -34,16 +34,16 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-def _call_with_options(fn, options: dict, where: str):
+def _call_with_options(fn, options: dict, where: str, **fixed):
     sig = inspect.signature(fn)
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn)
     kwargs = {}
     for k, v in options.items():
         key = k.replace("-", "_")
-        if key not in sig.parameters:
+        if key not in sig.parameters or key in fixed:
             raise DataError(f"{where}: unknown option '{k}'; valid: {', '.join(sig.parameters)}")
         kwargs[key] = coerce(v, hints.get(key, str), f"{where} option {k}")
-    return fn(**kwargs)
+    return fn(**fixed, **kwargs)
 
 
 def open_dataset(spec: str, **options) -> GanDataset:
@@ -70,4 +70,4 @@ def open_dataset(spec: str, **options) -> GanDataset:
     cls = ZipDataset if os.path.isfile(path) else FolderDataset
     if cls is ZipDataset and not path.lower().endswith(".zip"):
         raise DataError(f"{path}: a file that is not a .zip; give a folder of images or a zip archive")
-    return _call_with_options(cls, opts, path)
+    return _call_with_options(cls, opts, path, path=path)

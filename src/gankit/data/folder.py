@@ -32,7 +32,8 @@ class FileImageDataset(GanDataset):
             raise DataError(f"{self.path}: no images found (looked for {', '.join(images.EXTENSIONS)}, "
                             "recursively); point --data at a folder or zip of images")
         self.labels, num_classes = self._read_labels()
-        first = self._decode(0, res)
+        self.res = res
+        first = self._decode(0)
         if res is None:
             h, w = first.shape[:2]
             if h != w or h & (h - 1) or h < 4:
@@ -77,13 +78,12 @@ class FileImageDataset(GanDataset):
         t = torch.tensor(values, dtype=torch.long)
         return t, int(t.max()) + 1
 
-    def _decode(self, i: int, res: int | None = None) -> np.ndarray:
+    def _decode(self, i: int) -> np.ndarray:
         try:
             data = self._read(self.files[i])
         except OSError as e:
             raise DataError(f"{self._display(i)}: cannot read ({e.strerror or e})") from None
-        return images.decode(data, self._display(i), res if res is not None else self.res,
-                             self.size_policy, self.mode)
+        return images.decode(data, self._display(i), self.res, self.size_policy, self.mode)
 
     def __len__(self) -> int:
         return len(self.files)

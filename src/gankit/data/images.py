@@ -91,7 +91,7 @@ def decode(data: bytes, name: str, res: int | None, size: str, mode: str) -> np.
             img.load()
             img = convert_mode(img, mode)
             img = apply_size(img, res, size, name)
-            arr = np.asarray(img, dtype=np.uint8)
+            arr = np.array(img, dtype=np.uint8)
     except DataError:
         raise
     except Exception as e:  # PIL raises many types for bad files

@@ -31,8 +31,10 @@ class WGANGP(WassersteinFamily):
                       "n_critic": 5}
     presets = {
         "paper": {},
-        "cpu-toy": {"model": {"z_dim": 2, "mlp_hidden": (256, 256, 256)}, "train": {"batch_size": 256,
-                                                                                      "g_lr": 1e-3, "d_lr": 1e-3}},
+        # ring8 in about a minute on 2 cores: wider steps, then a linear decay that sharpens the modes
+        "cpu-toy": {"model": {"z_dim": 2, "mlp_hidden": (256, 256, 256)},
+                    "train": {"batch_size": 128, "g_lr": 1e-3, "d_lr": 1e-3, "lr_schedule": "linear-decay",
+                              "lr_decay_start": 0.3, "kimg": 800}},
         "cpu-digits": {"model": {"ngf": 32, "ndf": 32, "z_dim": 64}, "train": {"g_lr": 2e-4, "d_lr": 2e-4}},
     }
 

@@ -1,0 +1,41 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=600, **kw):
+    """Runs `python -m gankit ARGS` in a subprocess; returns CompletedProcess with text output."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "gankit", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
+
+
+def write_image(path: Path, size=(16, 16), mode="RGB", seed=0, fmt=None):
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode] if mode in ("RGB", "RGBA", "L") else 3
+    arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    img = Image.fromarray(arr[:, :, 0] if channels == 1 else arr, "L" if channels == 1 else ("RGBA" if channels == 4 else "RGB"))
+    if mode == "P":
+        img = img.convert("P")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    root = tmp_path / "imgs"
+    for i in range(6):
+        write_image(root / ("sub" if i % 2 else "") / f"img{i}.png", seed=i)
+    write_image(root / "a.jpg", seed=10)
+    write_image(root / "b.webp", seed=11)
+    write_image(root / "c.bmp", seed=12)
+    (root / "notes.txt").write_text("not an image")
+    return root

@@ -1,0 +1,212 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gankit
+from gankit.data import BatchOrder, open_dataset
+from gankit.data.idx import read_idx, write_idx
+from gankit.data.validate import check
+from gankit.errors import DataError
+
+from .conftest import write_image
+
+
+def test_folder_recursive_all_formats(image_folder):
+    ds = open_dataset(str(image_folder))
+    assert len(ds) == 9  # png (6, two folders), jpg, webp, bmp; txt ignored
+    assert ds.info.shape == (3, 16, 16)
+    x, c = ds.get_batch(torch.arange(9))
+    assert x.shape == (9, 3, 16, 16) and c is None
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_png_roundtrip_is_exact(tmp_path):
+    p = write_image(tmp_path / "d" / "x.png", size=(8, 8), seed=3)
+    ds = open_dataset(str(tmp_path / "d"))
+    x, _ = ds.get_batch(torch.tensor([0]))
+    expected = np.asarray(Image.open(p)).astype(np.float32) / 127.5 - 1
+    assert np.allclose(x[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+
+
+def test_size_policies(tmp_path):
+    write_image(tmp_path / "w" / "wide.png", size=(40, 20))
+    with pytest.raises(DataError, match="not a square power of two"):
+        open_dataset(str(tmp_path / "w"))
+    assert open_dataset(f"{tmp_path / 'w'}?res=16").info.shape == (3, 16, 16)
+    assert open_dataset(f"{tmp_path / 'w'}?res=16&size=resize").info.shape == (3, 16, 16)
+    with pytest.raises(DataError, match="size=center-crop or size=resize"):
+        open_dataset(f"{tmp_path / 'w'}?res=16&size=none")
+    with pytest.raises(DataError, match="power of two"):
+        open_dataset(f"{tmp_path / 'w'}?res=24")
+
+
+def test_center_crop_keeps_centre(tmp_path):
+    arr = np.zeros((8, 16, 3), np.uint8)
+    arr[:, 4:12] = 255  # white centre square, black side bands
+    Image.fromarray(arr).save(tmp_path / "c.png")
+    x, _ = open_dataset(f"{tmp_path}?res=8").get_batch(torch.tensor([0]))
+    assert x.min() > 0.9  # the crop removed the black bands
+    y, _ = open_dataset(f"{tmp_path}?res=8&size=resize").get_batch(torch.tensor([0]))
+    assert y.min() < -0.9
+
+
+def test_mode_policy(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = 0  # fully transparent red -> black over black
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    x, _ = open_dataset(str(tmp_path)).get_batch(torch.tensor([0]))
+    assert x.shape[1] == 3 and torch.allclose(x, torch.full_like(x, -1))
+    assert open_dataset(f"{tmp_path}?mode=gray").info.shape == (1, 8, 8)
+    assert open_dataset(f"{tmp_path}?mode=rgba").info.shape == (4, 8, 8)
+    g = tmp_path / "g"
+    write_image(g / "l.png", size=(8, 8), mode="L")
+    x, _ = open_dataset(str(g)).get_batch(torch.tensor([0]))
+    assert x.shape[1] == 3 and torch.equal(x[0, 0], x[0, 1])  # gray replicated to RGB
+
+
+def test_zip_and_labels(tmp_path, image_folder):
+    names = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*")
+                   if p.suffix in (".png", ".jpg", ".webp", ".bmp"))
+    labels = {"labels": [[n, i % 3] for i, n in enumerate(names)]}
+    zp = tmp_path / "d.zip"
+    with zipfile.ZipFile(zp, "w") as z:
+        for n in names:
+            z.write(image_folder / n, n)
+        z.writestr("dataset.json", json.dumps(labels))
+    ds = open_dataset(str(zp))
+    assert len(ds) == 9 and ds.info.num_classes == 3
+    _, c = ds.get_batch(torch.arange(9))
+    assert c.tolist() == [i % 3 for i in range(9)]
+    (image_folder / "dataset.json").write_text(json.dumps({"labels": labels["labels"][:-1]}))
+    with pytest.raises(DataError, match="no label for"):
+        open_dataset(str(image_folder))
+
+
+def test_dataset_check_finds_bad_files(tmp_path):
+    d = tmp_path / "mixed"
+    write_image(d / "good1.png", size=(16, 16))
+    write_image(d / "good2.png", size=(16, 16), seed=1)
+    write_image(d / "pal.png", size=(16, 16), mode="P")
+    write_image(d / "wide.png", size=(32, 16))
+    write_image(d / "big.png", size=(32, 32))
+    full = write_image(d / "trunc.jpg", size=(64, 64), seed=5, fmt="JPEG").read_bytes()
+    (d / "trunc.jpg").write_bytes(full[: len(full) // 2])
+    (d / "junk.png").write_bytes(b"this is not a png")
+    r = check(str(d))
+    kinds = {(p.split("/")[-1], k) for p, k, _ in r.problems}
+    assert ("trunc.jpg", "truncated") in kinds
+    assert ("junk.png", "unreadable") in kinds
+    assert ("pal.png", "odd-mode") in kinds
+    assert ("wide.png", "odd-size") in kinds
+    assert ("big.png", "odd-size") in kinds
+    assert ("good1.png", "odd-size") not in kinds
+    assert "7 files checked" in r.summary()
+
+
+def test_corrupt_image_error_names_file(tmp_path):
+    write_image(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    ds = open_dataset(str(tmp_path))
+    with pytest.raises(DataError, match="b.png: cannot decode"):
+        ds.materialize()
+
+
+def test_empty_and_missing(tmp_path):
+    with pytest.raises(DataError, match="no images found"):
+        open_dataset(str(tmp_path))
+    with pytest.raises(DataError, match="no such file or folder"):
+        open_dataset(str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="unknown built-in dataset"):
+        open_dataset("builtin:nope")
+
+
+def test_batch_order_is_a_function_of_position():
+    a = BatchOrder(10, 4, seed=3)
+    seq = [a.next() for _ in range(7)]
+    b = BatchOrder(10, 4, seed=3, position=12)
+    assert torch.equal(b.next(), seq[3])
+    counts = torch.bincount(torch.cat(seq[:5]), minlength=10)  # 20 draws = 2 epochs, each index twice
+    assert counts.tolist() == [2] * 10
+
+
+def test_toy_mixtures():
+    ring = open_dataset("builtin:ring8")
+    x, k = ring.get_batch(torch.arange(5000))
+    centers = ring.meta["centers"]
+    assert torch.allclose(centers.norm(dim=1), torch.full((8,), 2.0))
+    assert (x - centers[k]).std().item() == pytest.approx(0.02, rel=0.05)
+    grid = open_dataset("builtin:grid25")
+    assert grid.meta["centers"].shape == (25, 2) and grid.meta["std"] == 0.05
+
+
+def test_digits_and_stacked():
+    d = open_dataset("builtin:digits")
+    assert len(d) == 1797 and d.info == gankit.data.DatasetInfo("image", (1, 8, 8), 10)
+    assert open_dataset("builtin:digits?res=32").info.shape == (1, 32, 32)
+    s = open_dataset("builtin:stacked-digits?n=3000")
+    assert s.info.shape == (3, 8, 8) and s.info.num_classes == 1000
+    _, y = s.get_batch(torch.arange(3000))
+    assert len(torch.unique(y)) > 900  # ~950 expected of 1000 modes for 3000 uniform draws
+
+
+def test_shapes_deterministic_with_factors_and_captions():
+    a = open_dataset("builtin:shapes?res=32&n=50&seed=4")
+    b = open_dataset("builtin:shapes?res=32&n=50&seed=4")
+    c = open_dataset("builtin:shapes?res=32&n=50&seed=5")
+    assert torch.equal(a.data, b.data) and not torch.equal(a.data, c.data)
+    assert a.info.shape == (3, 32, 32)
+    f = a.meta["factors"]
+    for key in ("shape", "colour", "size", "x", "y", "background"):
+        assert len(f[key]) == 50
+    cap = a.meta["captions"][0]
+    names = a.meta["factor_names"]
+    assert names["shape"][f["shape"][0]] in cap and names["colour"][f["colour"][0]] in cap
+    assert cap.startswith("a ") and "background" in cap
+    # the shape's colour sits at the stored position
+    i = 0
+    col = np.array(gankit.data.builtin.shapes.COLOURS[names["colour"][f["colour"][i]]])
+    px = a.data[i, :, int(f["y"][i] * 32), int(f["x"][i] * 32)].numpy()
+    assert np.abs(px.astype(int) - col).max() < 40
+    for res in (8, 256):
+        assert open_dataset(f"builtin:shapes?res={res}&n=2").info.shape == (3, res, res)
+    with pytest.raises(DataError, match="power of two"):
+        open_dataset("builtin:shapes?res=48")
+
+
+def test_idx_reader_roundtrip(tmp_path):
+    for dtype, name in ((np.uint8, "a.idx"), (np.int32, "b.idx.gz"), (np.float32, "c.idx")):
+        arr = (np.arange(2 * 3 * 4) % 7).reshape(2, 3, 4).astype(dtype)
+        write_idx(str(tmp_path / name), arr)
+        out = read_idx(str(tmp_path / name))
+        assert out.dtype == dtype and np.array_equal(out, arr)
+    raw = (tmp_path / "a.idx").read_bytes()
+    (tmp_path / "t.idx").write_bytes(raw[:-3])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(str(tmp_path / "t.idx"))
+
+
+def test_fashion_mnist_from_idx_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("t10k", 4)):
+        write_idx(str(tmp_path / f"{split}-images-idx3-ubyte.gz"), rng.integers(0, 255, (n, 28, 28)).astype(np.uint8))
+        write_idx(str(tmp_path / f"{split}-labels-idx1-ubyte.gz"), (np.arange(n) % 10).astype(np.uint8))
+    ds = open_dataset(f"builtin:fashion-mnist?path={tmp_path}&res=28")
+    assert len(ds) == 10 and ds.info.shape == (1, 28, 28)
+    assert len(open_dataset(f"builtin:fashion-mnist?path={tmp_path}&split=test")) == 4
+
+
+REAL_FMNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir(REAL_FMNIST),
+                    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+def test_real_fashion_mnist():
+    ds = open_dataset("builtin:fashion-mnist?res=28")
+    assert len(ds) == 70_000 and ds.info.shape == (1, 28, 28) and ds.info.num_classes == 10
+    assert torch.bincount(ds.labels).tolist() == [7000] * 10
+    assert open_dataset("builtin:fashion-mnist?split=test").info.shape == (1, 32, 32)
