@@ -35,6 +35,21 @@ def iteration_seed(seed: int, iteration: int) -> int:
     return (seed * 6364136223846793005 + iteration * 1442695040888963407 + 1) % (2**63 - 1)
 
 
+def _same(saved, given) -> bool:
+    """Whether a CLI value equals the value stored in config.json (types differ: '0.5' vs 0.5, lists vs tuples)."""
+    if saved is None:
+        return False
+    if isinstance(saved, list):
+        parts = given.split(",") if isinstance(given, str) else list(given)
+        return len(parts) == len(saved) and all(_same(a, b) for a, b in zip(saved, parts))
+    if isinstance(saved, bool):
+        return str(given).lower() in (("true", "1", "yes", "on") if saved else ("false", "0", "no", "off"))
+    try:
+        return type(saved)(given) == saved
+    except (TypeError, ValueError):
+        return False
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -96,10 +111,11 @@ class Trainer:
                 raise CheckpointError(f"{self.out} holds a '{saved.get('family')}' run, not '{family}'; "
                                       f"resume it with `gankit train {saved.get('family')} ... --resume` "
                                       "or choose another --out")
-            extra = {f"{g}.{k}" for g, d in overrides.items() for k in d} - {"train.kimg"}
-            if extra or preset is not None:
+            changed = sorted(f"--{g}.{k}" for g, d in overrides.items() for k, v in d.items()
+                             if (g, k) != ("train", "kimg") and not _same(saved.get(g, {}).get(k.replace("-", "_")), v))
+            if changed or (preset is not None and preset != saved.get("preset")):
                 raise ConfigError(f"--resume keeps the run's config; only --kimg may change "
-                                  f"(got {', '.join(sorted(extra)) or '--preset'})")
+                                  f"(changed: {', '.join(changed) or '--preset'})")
             fam = get_family(family)
             model_cfg = fam.config(saved["model"])
             train_cfg = dataclasses.replace(

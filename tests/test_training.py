@@ -1,0 +1,149 @@
+"""Trainer behaviour: quality on known targets, exact resume after SIGKILL, atomic checkpoints, SIGINT."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gankit.training import checkpoint as ckpt
+from gankit.training.trainer import Trainer
+
+NO_EXTRAS = {"tensorboard": False}
+
+
+def train(family, data, out, preset, **train):
+    t = Trainer(family, data, out, preset=preset, overrides={"train": {**NO_EXTRAS, **train}}, progress=False)
+    return t.run()
+
+
+def test_wgan_gp_covers_the_ring(tmp_path):
+    s = train("wgan-gp", "builtin:ring8", tmp_path / "r", "cpu-toy")
+    m = s["metric_values"]
+    print("wgan-gp ring8:", {k: v for k, v in m.items() if not isinstance(v, list)})
+    assert m["modes_covered"] >= 7
+    assert m["high_quality_share"] > 0.5
+
+
+def test_original_gan_learns_the_ring(tmp_path):
+    s = train("gan", "builtin:ring8", tmp_path / "r", "cpu-toy")
+    m = s["metric_values"]
+    print("gan ring8:", {k: v for k, v in m.items() if not isinstance(v, list)})
+    assert m["modes_covered"] >= 4
+    assert m["high_quality_share"] > 0.5
+
+
+def test_dcgan_makes_recognisable_digits(tmp_path):
+    s = train("dcgan", "builtin:digits?res=16", tmp_path / "d", "cpu-digits")
+    m = s["metric_values"]
+    print("dcgan digits:", {k: v for k, v in m.items() if not isinstance(v, list)})
+    assert m["recognised_share"] > 0.6
+    assert m["classes_covered"] >= 8
+
+
+# ---------------------------------------------------------------- exact resume
+RESUME_ARGS = ["train", "dcgan", "--data", "builtin:digits?res=8", "--kimg", "6", "--no-progress",
+               "--model.ngf", "8", "--model.ndf", "8", "--model.z-dim", "8", "--train.batch-size", "16",
+               "--train.snapshot-kimg", "0.4", "--train.keep", "2", "--train.ema-kimg", "0.5",
+               "--train.lr-schedule", "linear-decay", "--train.tensorboard", "false", "--train.metrics", "false",
+               "--train.threads", "1"]
+
+
+def cli(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "gankit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def final_tensors(run: Path) -> dict:
+    return load_file(str(ckpt.list_checkpoints(run)[-1] / "model.safetensors"))
+
+
+def test_sigkill_at_any_point_then_resume_is_bitwise_identical(tmp_path):
+    ref = tmp_path / "ref"
+    p = cli(RESUME_ARGS + ["--out", str(ref)])
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    expected = final_tensors(ref)
+    rng = random.Random(1234)
+    run = tmp_path / "killed"
+    kills = 0
+    for attempt in range(3):
+        resume = ["--resume"] if (run / "config.json").exists() else []
+        p = cli(RESUME_ARGS + ["--out", str(run)] + resume)
+        # kill at a random moment after the first checkpoint exists (checkpoints every 0.4 kimg, so often mid-write)
+        deadline = time.time() + 120
+        while not ckpt.list_checkpoints(run) and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait(timeout=60)
+        for c in ckpt.list_checkpoints(run):  # every checkpoint left behind is complete and loadable
+            load_file(str(c / "model.safetensors"))
+            ckpt.load_state(c)
+    assert kills >= 1
+    p = cli(RESUME_ARGS + ["--out", str(run), "--resume"])
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    got = final_tensors(run)
+    assert got.keys() == expected.keys()
+    for k in expected:
+        assert torch.equal(got[k], expected[k]), k
+    # the log reads as one run: no duplicate ticks from the killed attempts
+    kimgs = [json.loads(l)["kimg"] for l in (run / "log.jsonl").read_text().splitlines()]
+    assert kimgs == sorted(set(kimgs))
+
+
+def test_sigint_saves_and_exits_cleanly(tmp_path):
+    run = tmp_path / "r"
+    args = [a if a != "6" else "200" for a in RESUME_ARGS] + ["--out", str(run)]
+    p = cli(args)
+    deadline = time.time() + 120
+    while not ckpt.list_checkpoints(run) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "interrupted at" in out and "--resume" in out
+    last = ckpt.list_checkpoints(run)[-1]
+    state = ckpt.load_state(last)
+    assert state["cur_nimg"] == int(last.name.split("-")[1])  # the checkpoint holds the moment of interruption
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    run = tmp_path / "r"
+    t = {"a": torch.ones(3)}
+    first = ckpt.save_checkpoint(run, 100, t, {"cur_nimg": 100}, {"family": "x"})
+
+    def crash(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", crash)
+    with pytest.raises(OSError):
+        ckpt.save_checkpoint(run, 200, {"a": torch.zeros(3)}, {"cur_nimg": 200}, {"family": "x"})
+    monkeypatch.undo()
+    assert ckpt.list_checkpoints(run) == [first]  # no half-written checkpoint, the previous one intact
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+    assert torch.equal(ckpt.load_tensors(first)["a"], torch.ones(3))
+    # a folder left by a kill during the write is ignored and cleaned
+    (run / "checkpoints" / ".tmp-dead").mkdir()
+    (run / "checkpoints" / ".tmp-dead" / "model.safetensors").write_bytes(b"half")
+    assert ckpt.resolve(run) == first
+    ckpt.save_checkpoint(run, 300, t, {"cur_nimg": 300}, {"family": "x"}, keep=1)
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["ckpt-000000300"]
+    assert not (run / "checkpoints" / ".tmp-dead").exists()
+
+
+def test_training_state_loads_with_weights_only(tmp_path):
+    s = train("gan", "builtin:ring8?n=256", tmp_path / "r", "cpu-toy", kimg=0.5, metrics=False)
+    state = torch.load(Path(s["checkpoint"]) / "training_state.pt", weights_only=True)
+    assert {"cur_nimg", "iteration", "optimizers", "rng"} <= set(state)
+    assert (tmp_path / "r" / "samples" / "reals.png").exists()
+    assert len(os.listdir(tmp_path / "r" / "samples")) >= 2
