@@ -24,6 +24,13 @@ Every field of the family's config is an option (--model.NAME) and so is every t
 (--train.NAME); `gankit train FAMILY --help` lists them with their defaults."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-3,7' -> [0, 1, 2, 3, 7]."""
     seeds = []
@@ -61,7 +68,7 @@ def _add_config_options(p: argparse.ArgumentParser, group: str, cfg) -> None:
 
 
 def _train_parser(family: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gankit train", description="Train a GAN family on a dataset.",
+    p = Parser(prog="gankit train", description="Train a GAN family on a dataset.",
                                 epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("family", help="family name (see `gankit models`)")
     p.add_argument("--data", required=True, help="dataset spec: builtin:NAME?k=v, a folder, or a .zip (?res=N&size=&mode=)")
@@ -82,7 +89,7 @@ def _train_parser(family: str | None) -> argparse.ArgumentParser:
 
 
 def cmd_train(argv: list[str]) -> int:
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = Parser(add_help=False)
     pre.add_argument("family", nargs="?")
     known, _ = pre.parse_known_args(argv)
     family = known.family if known.family and not known.family.startswith("-") else None
@@ -117,7 +124,7 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_generate(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="gankit generate", description="Generate samples from a trained run.",
+    p = Parser(prog="gankit generate", description="Generate samples from a trained run.",
                                 epilog="example:\n  gankit generate runs/digits --seeds 0-63 --out grid.png\n"
                                        "  gankit generate runs/digits --seeds 1,5,9 --out samples/",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,7 +159,7 @@ def cmd_generate(argv: list[str]) -> int:
 
 
 def cmd_models(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="gankit models", description="List families and their presets.").parse_args(argv)
+    Parser(prog="gankit models", description="List families and their presets.").parse_args(argv)
     from .api import get_family, list_models
 
     for name in list_models():
@@ -163,7 +170,7 @@ def cmd_models(argv: list[str]) -> int:
 
 
 def cmd_dataset(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="gankit dataset", description="Dataset tools.",
+    p = Parser(prog="gankit dataset", description="Dataset tools.",
                                 epilog="example:\n  gankit dataset check ~/pictures?res=64",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", required=True)

@@ -1,0 +1,101 @@
+"""The command line: bad input gives one clear line and exit code 2; generate and dataset check work."""
+import pytest
+from PIL import Image
+
+from .conftest import run_cli, write_image
+
+TINY = ["--model.ngf", "8", "--model.ndf", "8", "--train.batch-size", "16", "--train.tensorboard", "false",
+        "--train.metrics", "false", "--no-progress"]
+
+
+def one_line_error(p, *needles):
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_bad_inputs_give_one_clear_line(tmp_path):
+    out = str(tmp_path / "run")
+    one_line_error(run_cli("train", "dcgan", "--data", tmp_path / "missing", "--out", out), "missing", "no such file")
+    (tmp_path / "empty").mkdir()
+    one_line_error(run_cli("train", "dcgan", "--data", tmp_path / "empty", "--out", out), "no images found")
+    bad = tmp_path / "bad"
+    write_image(bad / "ok.png", size=(16, 16))
+    full = write_image(bad / "cut.png", size=(16, 16), seed=2).read_bytes()
+    (bad / "cut.png").write_bytes(full[:60])
+    one_line_error(run_cli("train", "dcgan", "--data", bad, "--out", out, *TINY), "cut.png", "dataset check")
+    one_line_error(run_cli("train", "dcgn", "--data", "builtin:digits", "--out", out), "unknown family 'dcgn'", "dcgan")
+    one_line_error(run_cli("train", "dcgan", "--data", "builtin:digits", "--out", out, "--preset", "huge"),
+                   "unknown preset 'huge'", "cpu-digits")
+    one_line_error(run_cli("train", "dcgan", "--data", "builtin:digits", "--out", out, "--model.ngff", "3"),
+                   "--model.ngff", "--help")
+    one_line_error(run_cli("train", "dcgan", "--data", "builtin:digits", "--out", out, "--model.ngf", "many"),
+                   "model.ngf", "expected int")
+    one_line_error(run_cli("train", "dcgan", "--data", "builtin:shapes?res=48", "--out", out), "res=48", "power of two")
+    one_line_error(run_cli("train", "dcgan", "--data", "builtin:fashion-mnist?res=28&path=/nonexistent", "--out", out),
+                   "fashion-mnist")
+    odd = tmp_path / "odd"
+    write_image(odd / "a.png", size=(48, 48))
+    one_line_error(run_cli("train", "dcgan", "--data", odd, "--out", out), "48x48", "?res=")
+    one_line_error(run_cli("train", "gan", "--data", "builtin:ring8", "--out", out, "--model.data-shape", "3"),
+                   "conflicts with the dataset")
+    one_line_error(run_cli("generate", tmp_path / "norun", "--out", tmp_path / "g.png"), "no such run")
+    one_line_error(run_cli("generate", tmp_path / "empty", "--out", tmp_path / "g.png", "--seeds", "x-y"), "--seeds")
+
+
+def test_checkpoint_from_another_family(tmp_path):
+    run = tmp_path / "run"
+    p = run_cli("train", "gan", "--data", "builtin:ring8?n=256", "--out", run, "--kimg", "0.2", "--preset", "cpu-toy",
+                "--train.tensorboard", "false", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert "metrics:" in p.stdout and "checkpoint:" in p.stdout
+    one_line_error(run_cli("train", "dcgan", "--data", "builtin:ring8?n=256", "--out", run, "--resume"),
+                   "holds a 'gan' run", "gankit train gan")
+    one_line_error(run_cli("train", "gan", "--data", "builtin:ring8?n=256", "--out", run), "already holds a run",
+                   "--resume")
+    one_line_error(run_cli("train", "gan", "--data", "builtin:ring8?n=256", "--out", run, "--resume",
+                           "--train.batch-size", "7"), "--train.batch_size")
+    # a damaged weights file is named, not a traceback
+    ck = sorted((run / "checkpoints").iterdir())[-1]
+    (ck / "model.safetensors").write_bytes(b"\x00" * 20)
+    one_line_error(run_cli("generate", run, "--out", tmp_path / "g.png"), "model.safetensors", "cannot read")
+
+
+def test_generate_is_deterministic_per_seed(tmp_path):
+    run = tmp_path / "run"
+    p = run_cli("train", "dcgan", "--data", "builtin:digits?res=8", "--out", run, "--kimg", "0.1", *TINY)
+    assert p.returncode == 0, p.stderr
+    assert run_cli("generate", run, "--seeds", "0-3", "--out", tmp_path / "a.png").returncode == 0
+    assert run_cli("generate", run, "--seeds", "2,3", "--out", tmp_path / "dir").returncode == 0
+    assert run_cli("generate", run, "--seeds", "0-3", "--out", tmp_path / "b.png").returncode == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    a = Image.open(tmp_path / "dir" / "seed0002.png")
+    assert a.size == (8, 8)
+    import numpy as np
+    grid = np.asarray(Image.open(tmp_path / "a.png"))
+    assert grid.shape[0] > 8  # a 2x2 grid
+
+
+def test_models_and_help(tmp_path):
+    p = run_cli("models")
+    assert p.returncode == 0
+    for fam in ("gan", "dcgan", "wgan", "wgan-gp"):
+        assert fam in p.stdout
+    h = run_cli("train", "wgan-gp", "--help")
+    assert h.returncode == 0 and "--model.gp-lambda" in h.stdout and "--train.n-critic" in h.stdout
+    assert "(default: 10.0)" in h.stdout
+
+
+def test_dataset_check_cli(tmp_path):
+    d = tmp_path / "d"
+    write_image(d / "a.png")
+    (d / "b.png").write_bytes(b"nope")
+    p = run_cli("dataset", "check", d)
+    assert p.returncode == 1
+    assert "unreadable" in p.stdout and "b.png" in p.stdout and "2 files checked" in p.stdout
+    (d / "b.png").unlink()
+    assert run_cli("dataset", "check", d).returncode == 0
