@@ -149,7 +149,7 @@ class Trainer:
             self.config["preset"] = saved.get("preset")
 
     # ------------------------------------------------------------------ set-up
-    def _setup(self):
+    def setup(self):
         cfg = self.cfg
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -254,11 +254,27 @@ class Trainer:
         other.requires_grad_(True)
 
     # ------------------------------------------------------------------ loop
+    def step(self, total: int, stats: dict | None = None) -> None:
+        """One training iteration: reseed from (seed, iteration), run every due phase, update the EMA."""
+        cfg = self.cfg
+        seed = iteration_seed(cfg.seed, self.iteration)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        self._set_lr(total)
+        before = self.cur_nimg
+        for phase in self.phases:
+            if self.iteration % phase.every == 0:
+                self._run_phase(phase, {} if stats is None else stats)
+        update_ema(self.G_ema, self.G, ema_beta(cfg.batch_size, self.cur_nimg, cfg.ema_kimg, cfg.ema_rampup))
+        self.iteration += 1
+        if self.cur_nimg == before:
+            raise RuntimeError("no phase consumed real data; a family must have a phase with real=True")
+
     def run(self) -> dict:
         """Trains until ``train.kimg``; returns a summary (paths, images seen, status)."""
         from tqdm import tqdm
 
-        self._setup()
+        self.setup()
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=2))
@@ -289,18 +305,8 @@ class Trainer:
                 if stop["flag"]:
                     status = "interrupted"
                     break
-                seed = iteration_seed(cfg.seed, self.iteration)
-                torch.manual_seed(seed)
-                random.seed(seed)
-                self._set_lr(total)
                 before = self.cur_nimg
-                for phase in self.phases:
-                    if self.iteration % phase.every == 0:
-                        self._run_phase(phase, stats)
-                update_ema(self.G_ema, self.G, ema_beta(cfg.batch_size, self.cur_nimg, cfg.ema_kimg, cfg.ema_rampup))
-                self.iteration += 1
-                if self.cur_nimg == before:
-                    raise RuntimeError("no phase consumed real data; a family must have a phase with real=True")
+                self.step(total, stats)
                 bar.update(min(self.cur_nimg, total) - min(before, total))
                 now = time.time()
                 crossed = lambda n: self.cur_nimg // n > before // n  # noqa: E731
