@@ -20,7 +20,7 @@ setup: $(STAMP)
 
 # Main job: a few minutes of training on a built-in dataset; writes samples, metrics and a checkpoint.
 run: setup
-	$(VENV)/bin/gankit train dcgan --preset cpu-digits --data 'builtin:digits?res=32' --out runs/quickstart --kimg 150
+	$(VENV)/bin/gankit train dcgan --preset cpu-digits --data 'builtin:digits?res=32' --out runs/quickstart --kimg 100
 
 test: setup
 	$(PY) -m pytest -q tests
