@@ -147,3 +147,36 @@ def test_training_state_loads_with_weights_only(tmp_path):
     assert {"cur_nimg", "iteration", "optimizers", "rng"} <= set(state)
     assert (tmp_path / "r" / "samples" / "reals.png").exists()
     assert len(os.listdir(tmp_path / "r" / "samples")) >= 2
+
+
+def test_phase_schedule_lr_decay_and_ema(tmp_path):
+    from gankit.models.family import Phase
+    from gankit.training.ema import ema_beta
+
+    t = Trainer("gan", "builtin:ring8?n=256", tmp_path / "r", preset="cpu-toy",
+                overrides={"model": {"g_hidden": (8,), "d_hidden": (8,)},
+                           "train": {**NO_EXTRAS, "batch_size": 8, "lr_schedule": "linear-decay",
+                                     "lr_decay_start": 0.5, "ema_kimg": 0.1}}, progress=False)
+    t.setup()
+    calls = []
+
+    def loss(name):
+        def f(s):
+            calls.append((name, s.iteration, None if s.real is None else s.real.shape[0]))
+            return {"loss": s.G(s.z()).sum() * 0 + s.D(s.G(s.z())).mean()}
+        return f
+
+    t.phases = [Phase("D", "D", loss("D"), repeat=3, real=True), Phase("Dreg", "D", loss("Dreg"), every=4),
+                Phase("G", "G", loss("G"))]
+    for _ in range(8):
+        t.step(total=10**6)
+    names = [c[0] for c in calls]
+    assert names.count("D") == 24 and names.count("G") == 8
+    assert [c[1] for c in calls if c[0] == "Dreg"] == [0, 4]  # lazy: every 4th iteration
+    assert all(c[2] == 8 for c in calls if c[0] == "D") and t.cur_nimg == 8 * 3 * 8  # n_critic batches counted
+    # linear decay: full lr before the start, half way between start and end -> half lr
+    t.cur_nimg = 750
+    t._set_lr(1000)
+    assert t.opt["G"].param_groups[0]["lr"] == pytest.approx(t.cfg.g_lr * 0.5)
+    # EMA: half-life 0.1 kimg at batch 8 -> beta = 0.5 ** (8 / 100)
+    assert ema_beta(8, 10**6, 0.1, 0.0) == pytest.approx(0.5 ** 0.08)

@@ -26,8 +26,7 @@ class TrainConfig:
     log_kimg: float = 1.0  # log / progress interval
     grid: int = 64  # samples in the grid
     mirror: bool = False  # random horizontal flips of real images
-    cache: bool = True  # decode image folders once into memory
-    workers: int = 0  # data-loader processes when not cached
+    cache: bool = True  # decode image folders once into memory (false: decode each batch on the fly)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda | mps
     tensorboard: bool = True

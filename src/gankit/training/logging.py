@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, tensorboard: bool, resume_kimg: float | None = None, purge_step: int = 0):
+    def __init__(self, run_dir: Path, tensorboard: bool, resume_kimg: float = 0.0, purge_step: int = 0):
         self.path = Path(run_dir) / "log.jsonl"
-        if resume_kimg is not None and self.path.exists():
+        if self.path.exists():
             # drop records written after the checkpoint we resume from, so the log reads as one run
             keep = [ln for ln in self.path.read_text().splitlines()
                     if ln.strip() and json.loads(ln).get("kimg", 0) <= resume_kimg + 1e-9]

@@ -279,9 +279,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=2))
         total = int(round(cfg.kimg * 1000))
-        resumed_at = self.cur_nimg if self.resume_from is not None else None
-        logger = RunLogger(self.out, cfg.tensorboard, resume_kimg=None if resumed_at is None else resumed_at / 1000,
-                           purge_step=self.iteration if resumed_at is not None else 0)
+        # records past the checkpoint we start from (a killed attempt's) are dropped from the log
+        logger = RunLogger(self.out, cfg.tensorboard, resume_kimg=self.cur_nimg / 1000, purge_step=self.iteration)
         self._save_reals()
         if self.resume_from is None:
             self._sample_grid()
