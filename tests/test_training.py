@@ -23,19 +23,13 @@ def train(family, data, out, preset, **train):
     return t.run()
 
 
-def test_wgan_gp_covers_the_ring(tmp_path):
-    s = train("wgan-gp", "builtin:ring8", tmp_path / "r", "cpu-toy")
+@pytest.mark.parametrize("family,min_modes", [("wgan-gp", 7), ("gan", 4)])
+def test_family_covers_the_ring(family, min_modes, tmp_path):
+    # wgan-gp must cover the ring; the original GAN, known to drop modes, must at least learn it
+    s = train(family, "builtin:ring8", tmp_path / "r", "cpu-toy")
     m = s["metric_values"]
-    print("wgan-gp ring8:", {k: v for k, v in m.items() if not isinstance(v, list)})
-    assert m["modes_covered"] >= 7
-    assert m["high_quality_share"] > 0.5
-
-
-def test_original_gan_learns_the_ring(tmp_path):
-    s = train("gan", "builtin:ring8", tmp_path / "r", "cpu-toy")
-    m = s["metric_values"]
-    print("gan ring8:", {k: v for k, v in m.items() if not isinstance(v, list)})
-    assert m["modes_covered"] >= 4
+    print(f"{family} ring8:", {k: v for k, v in m.items() if not isinstance(v, list)})
+    assert m["modes_covered"] >= min_modes
     assert m["high_quality_share"] > 0.5
 
 
