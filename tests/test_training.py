@@ -106,6 +106,7 @@ def test_sigint_saves_and_exits_cleanly(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "interrupted at" in out and "--resume" in out
+    assert f"gankit train dcgan --out {run} --resume" in out
     last = ckpt.list_checkpoints(run)[-1]
     state = ckpt.load_state(last)
     assert state["cur_nimg"] == int(last.name.split("-")[1])  # the checkpoint holds the moment of interruption
@@ -174,3 +175,12 @@ def test_phase_schedule_lr_decay_and_ema(tmp_path):
     assert t.opt["G"].param_groups[0]["lr"] == pytest.approx(t.cfg.g_lr * 0.5)
     # EMA: half-life 0.1 kimg at batch 8 -> beta = 0.5 ** (8 / 100)
     assert ema_beta(8, 10**6, 0.1, 0.0) == pytest.approx(0.5 ** 0.08)
+
+
+def test_resume_without_data_extends_the_run(tmp_path):
+    run = tmp_path / "r"
+    s = train("gan", "builtin:ring8?n=256", run, "cpu-toy", kimg=0.3, metrics=False)
+    t = Trainer("gan", None, run, overrides={"train": {"kimg": 0.6}}, resume=True, progress=False)
+    assert t.data_spec == "builtin:ring8?n=256"
+    s2 = t.run()
+    assert s["kimg"] < 0.6 <= s2["kimg"]

@@ -1,7 +1,7 @@
 """The ``gankit`` command.
 
     gankit train dcgan --data 'builtin:digits?res=32' --out runs/digits --preset cpu-digits --kimg 100
-    gankit train dcgan --data runs/... --out runs/digits --resume
+    gankit train dcgan --out runs/digits --resume --kimg 200
     gankit generate runs/digits --seeds 0-63 --out grid.png
     gankit models
     gankit dataset check ~/pictures/faces?res=64
@@ -19,7 +19,7 @@ EPILOG_TRAIN = """examples:
   gankit train dcgan --data 'builtin:digits?res=32' --out runs/digits --preset cpu-digits --kimg 100
   gankit train wgan-gp --data builtin:ring8 --out runs/ring --preset cpu-toy --kimg 500
   gankit train dcgan --data ~/faces.zip?res=64 --out runs/faces --train.batch-size 64 --model.ngf 64
-  gankit train dcgan --data 'builtin:digits?res=32' --out runs/digits --resume --kimg 200
+  gankit train dcgan --out runs/digits --resume --kimg 200
 Every field of the family's config is an option (--model.NAME) and so is every training field
 (--train.NAME); `gankit train FAMILY --help` lists them with their defaults."""
 
@@ -71,7 +71,8 @@ def _train_parser(family: str | None) -> argparse.ArgumentParser:
     p = Parser(prog="gankit train", description="Train a GAN family on a dataset.",
                                 epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("family", help="family name (see `gankit models`)")
-    p.add_argument("--data", required=True, help="dataset spec: builtin:NAME?k=v, a folder, or a .zip (?res=N&size=&mode=)")
+    p.add_argument("--data", help="dataset spec: builtin:NAME?k=v, a folder, or a .zip (?res=N&size=&mode=); "
+                                  "optional with --resume")
     p.add_argument("--out", required=True, help="run directory (config.json, checkpoints/, samples/, log.jsonl)")
     p.add_argument("--preset", default=None, help="a named preset of the family (see `gankit models`)")
     p.add_argument("--kimg", type=float, default=None, help="training length in thousands of real images")
@@ -97,7 +98,10 @@ def cmd_train(argv: list[str]) -> int:
         from .api import get_family
 
         get_family(family)  # unknown family -> one clear line
-    args = _train_parser(family).parse_args(argv)
+    parser = _train_parser(family)
+    args = parser.parse_args(argv)
+    if args.data is None and not args.resume:
+        parser.error("--data is required (a folder, a .zip or builtin:NAME)")
     overrides: dict = {}
     for key, value in vars(args).items():
         if "." in key:
@@ -112,7 +116,7 @@ def cmd_train(argv: list[str]) -> int:
     s = trainer.run()
     if s["status"] == "interrupted":
         print(f"interrupted at {s['kimg']:.1f} kimg; saved {s['checkpoint']}\n"
-              f"continue with: gankit train {args.family} --data '{trainer.data_spec}' --out {args.out} --resume")
+              f"continue with: gankit train {args.family} --out {args.out} --resume")
         return 130
     print(f"done: {s['kimg']:.1f} kimg")
     print(f"  checkpoint: {s['checkpoint']}")

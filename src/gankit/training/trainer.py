@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..config import to_dict
+from ..config import from_dict, to_dict
 from ..data import BatchOrder, GanDataset, open_dataset
 from ..errors import CheckpointError, ConfigError
 from ..models.family import Phase, Step
@@ -86,7 +86,8 @@ class Trainer:
 
     Args:
         family: registered family name, e.g. ``"dcgan"``.
-        data: a dataset spec (``"builtin:digits?res=32"``, a folder, a zip) or an opened dataset.
+        data: a dataset spec (``"builtin:digits?res=32"``, a folder, a zip) or an opened dataset;
+            None on resume takes the run's own.
         out: run directory.
         preset: name of one of the family's presets, or None for the paper's defaults.
         overrides: ``{"model": {...}, "train": {...}}``.
@@ -118,11 +119,12 @@ class Trainer:
                                   f"(changed: {', '.join(changed) or '--preset'})")
             fam = get_family(family)
             model_cfg = fam.config(saved["model"])
-            train_cfg = dataclasses.replace(
-                TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["train"].items()}))
+            train_cfg = from_dict(TrainConfig, saved["train"])
             if "train" in overrides and "kimg" in overrides["train"]:
                 train_cfg = dataclasses.replace(train_cfg, kimg=float(overrides["train"]["kimg"]))
             data_spec = saved["data"]["spec"]
+            if data is None:
+                data = data_spec
             if isinstance(data, str) and data != data_spec:
                 raise CheckpointError(f"{self.out} was trained on '{data_spec}', not '{data}'; resume with the same "
                                       "--data or choose another --out")
@@ -137,13 +139,14 @@ class Trainer:
         self.family_name, self.family, self.cfg = family, fam, train_cfg
         self.dataset: GanDataset = open_dataset(data) if isinstance(data, str) else data
         self.model_cfg = fam.fit_to_data(model_cfg, self.dataset.info, overrides.get("model", {}))
-        if resume and self.dataset.fingerprint() != saved["data"]["fingerprint"]:
+        fingerprint = self.dataset.fingerprint()
+        if resume and fingerprint != saved["data"]["fingerprint"]:
             raise CheckpointError(f"the data at '{data_spec}' changed since {self.out} started (fingerprint differs); "
                                   "exact resume needs the same data: restore it or start a new --out")
         self.data_spec = data_spec
         self.config = {"format": RUN_FORMAT, "family": family, "preset": preset, "gankit_version": __version__,
                        "model": to_dict(self.model_cfg), "train": to_dict(train_cfg),
-                       "data": {"spec": data_spec, "fingerprint": self.dataset.fingerprint(),
+                       "data": {"spec": data_spec, "fingerprint": fingerprint,
                                 "info": dataclasses.asdict(self.dataset.info)}}
         if resume:
             self.config["preset"] = saved.get("preset")
