@@ -14,7 +14,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def image_grid(images: torch.Tensor, cols: int | None = None, pad: int = 1, min_cell: int = 32) -> Image.Image:
+def image_grid(images: torch.Tensor, cols: int | None = None, pad: int = 1, min_cell: int = 64) -> Image.Image:
     """Tiles images (N, C, H, W) in [-1, 1] into one picture; small images are enlarged (nearest)."""
     arr = to_uint8(images)
     n, h, w, c = arr.shape
