@@ -99,3 +99,22 @@ def test_dataset_check_cli(tmp_path):
     assert "unreadable" in p.stdout and "b.png" in p.stdout and "2 files checked" in p.stdout
     (d / "b.png").unlink()
     assert run_cli("dataset", "check", d).returncode == 0
+
+
+def test_train_on_a_labelled_zip_of_images(tmp_path):
+    import json
+    import zipfile
+
+    zp = tmp_path / "faces.zip"
+    with zipfile.ZipFile(zp, "w") as z:
+        for i in range(12):
+            p = write_image(tmp_path / "src" / f"{i:03d}.png", size=(24, 20), seed=i)
+            z.write(p, f"00000/{i:03d}.png")
+        z.writestr("dataset.json", json.dumps({"labels": [[f"00000/{i:03d}.png", i % 2] for i in range(12)]}))
+    run = tmp_path / "run"
+    p = run_cli("train", "dcgan", "--data", f"{zp}?res=8&mode=gray", "--out", run, "--kimg", "0.05", *TINY)
+    assert p.returncode == 0, p.stderr
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["resolution"] == 8 and cfg["model"]["channels"] == 1
+    assert cfg["data"]["info"]["num_classes"] == 2
+    assert (run / "samples" / "reals.png").exists()

@@ -47,3 +47,7 @@ def test_stacked_digits_protocol():
     collapsed = stacked_digits_modes(x[y == y[0]][:1].repeat(500, 1, 1, 1))
     assert collapsed["modes_covered"] == 1
     assert collapsed["kl_to_uniform"] == pytest.approx(math.log(1000))
+
+
+def test_metric_registry():
+    assert {"modes-2d", "modes-digits", "modes-stacked-digits"} <= set(gankit.metrics.list_metrics())
