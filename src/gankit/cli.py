@@ -55,16 +55,17 @@ def _type_name(tp) -> str:
 
 
 def _add_config_options(p: argparse.ArgumentParser, group: str, cfg) -> None:
-    from .config import iter_fields
+    from .config import field_comments, iter_fields
 
-    g = p.add_argument_group(f"--{group}.* options (defaults shown are the paper's or the preset's base)")
+    g = p.add_argument_group(f"--{group}.* options (defaults are the paper's; a --preset changes some)")
     hints = typing.get_type_hints(type(cfg))
+    notes = field_comments(type(cfg))
     for name, f, value in iter_fields(cfg):
         flags = {f"--{group}.{name.replace('_', '-')}", f"--{group}.{name}"}
         tp = hints.get(name, str)
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
         g.add_argument(*sorted(flags), dest=f"{group}.{name}", default=argparse.SUPPRESS, metavar=_type_name(tp),
-                       help=f"(default: {shown})")
+                       help=f"{notes.get(name, '')} (default: {shown})".strip())
 
 
 def _train_parser(family: str | None) -> argparse.ArgumentParser:

@@ -105,6 +105,24 @@ def from_dict(cls, d: dict):
     return apply_overrides(cls(), d)
 
 
+def field_comments(cls) -> dict[str, str]:
+    """The trailing ``# comment`` of each field in a dataclass's source (and its bases'), for --help."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            src = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", src, re.M):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
 def iter_fields(obj, prefix: str = ""):
     """Yields (dotted_name, field, value) for every leaf field, for building the CLI."""
     for f in dataclasses.fields(obj):
