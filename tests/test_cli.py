@@ -1,5 +1,4 @@
 """The command line: bad input gives one clear line and exit code 2; generate and dataset check work."""
-import pytest
 from PIL import Image
 
 from .conftest import run_cli, write_image

@@ -76,10 +76,8 @@ def check(spec: str) -> Report:
                     size, m = img.size, img.mode
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            kind = "truncated" if ("truncated" in msg.lower() or isinstance(e, (EOFError, SyntaxError))
-                                   and "truncat" in msg.lower()) else "unreadable"
-            if "truncat" in msg.lower() or "broken data stream" in msg.lower() or "premature end" in msg.lower():
-                kind = "truncated"
+            truncated = any(w in msg.lower() for w in ("truncat", "broken data stream", "premature end"))
+            kind = "truncated" if truncated else "unreadable"
             report.problems.append((where, kind, msg))
             continue
         report.sizes[size] += 1

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from .. import __version__
 from ..config import from_dict, to_dict
@@ -349,9 +348,4 @@ class Trainer:
                 summary["metric_values"] = metrics
         logger.close()
         return summary
-
-
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
 
