@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test lint bench clean
 
 # Set-up: create .venv, install the pinned CPU torch first (so no CUDA build is pulled), then gankit[dev].
 $(STAMP): pyproject.toml
@@ -24,6 +24,9 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 
 bench: setup
 	$(PY) benchmarks/train_speed.py
