@@ -91,3 +91,14 @@ def test_load_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="holds no checkpoint"):
         gankit.load(tmp_path / "empty")
+
+
+def test_gan_on_flattened_images_and_paper_mlp():
+    m = gankit.create("gan", data_shape=(1, 8, 8))
+    x = m.G(torch.randn(3, 100))
+    assert x.shape == (3, 1, 8, 8) and x.abs().max() <= 1  # tanh output for images
+    assert m.D(x).shape == (3,)
+    maxouts = [l for l in m.D.modules() if type(l).__name__ == "Maxout"]
+    assert [(l.linear.out_features // l.pieces, l.pieces) for l in maxouts] == [(240, 5), (240, 5)]
+    v = gankit.create("gan", data_shape=(2,))
+    assert v.G(torch.randn(4, 100)).shape == (4, 2)

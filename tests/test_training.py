@@ -179,7 +179,10 @@ def test_phase_schedule_lr_decay_and_ema(tmp_path):
 
 def test_resume_without_data_extends_the_run(tmp_path):
     run = tmp_path / "r"
-    s = train("gan", "builtin:ring8?n=256", run, "cpu-toy", kimg=0.3, metrics=False)
+    s = train("gan", "builtin:ring8?n=256", run, "cpu-toy", kimg=0.3, metrics=False, tensorboard=True)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard scalars and sample images
+    records = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    assert {"kimg", "img_per_s", "D/loss", "G/loss"} <= set(records[-1])
     t = Trainer("gan", None, run, overrides={"train": {"kimg": 0.6}}, resume=True, progress=False)
     assert t.data_spec == "builtin:ring8?n=256"
     s2 = t.run()
