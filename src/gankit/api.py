@@ -82,14 +82,8 @@ def load_bundle(path: str | Path) -> tuple[Bundle, torch.nn.Module, dict]:
     where = ckpt.resolve(path)
     config = ckpt.read_config(where)
     bundle = bundle_from_config(config)
-    tensors = ckpt.load_tensors(where)
     G_ema = bundle_from_config(config).G
-    for prefix, module in (("G", bundle.G), ("D", bundle.D), ("G_ema", G_ema)):
-        try:
-            module.load_state_dict(ckpt.subset(tensors, prefix))
-        except RuntimeError as e:
-            raise CheckpointError(f"{where}: weights do not fit the {bundle.family} networks of its config.json "
-                                  f"({str(e).splitlines()[0]})") from None
+    ckpt.load_modules(where, {"G": bundle.G, "D": bundle.D, "G_ema": G_ema})
     G_ema.eval().requires_grad_(False)
     return bundle, G_ema, config
 

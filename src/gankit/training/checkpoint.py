@@ -149,3 +149,14 @@ def load_state(ckpt: Path) -> dict:
 def subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     p = prefix + "."
     return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+def load_modules(ckpt: Path, modules: dict[str, torch.nn.Module]) -> None:
+    """Loads the ``G.``, ``G_ema.``, ``D.`` ... tensors of a checkpoint into the given modules by prefix."""
+    tensors = load_tensors(ckpt)
+    for prefix, module in modules.items():
+        try:
+            module.load_state_dict(subset(tensors, prefix))
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt}: weights do not fit the networks of its config.json "
+                                  f"({str(e).splitlines()[0]})") from None

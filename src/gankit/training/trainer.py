@@ -128,7 +128,8 @@ class Trainer:
             if isinstance(data, str) and data != data_spec:
                 raise CheckpointError(f"{self.out} was trained on '{data_spec}', not '{data}'; resume with the same "
                                       "--data or choose another --out")
-            self.resume_from = ckpt.list_checkpoints(self.out)[-1] if ckpt.list_checkpoints(self.out) else None
+            found = ckpt.list_checkpoints(self.out)
+            self.resume_from = found[-1] if found else None
         else:
             if ckpt.list_checkpoints(self.out):
                 raise CheckpointError(f"{self.out} already holds a run; pass --resume to continue it or choose a new --out")
@@ -175,12 +176,7 @@ class Trainer:
         self.grid_z = torch.randn(n_grid, self.G.z_dim, generator=g).to(self.device)
 
     def _restore(self, where: Path):
-        tensors = ckpt.load_tensors(where)
-        for prefix, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            try:
-                module.load_state_dict(ckpt.subset(tensors, prefix))
-            except RuntimeError as e:
-                raise CheckpointError(f"{where}: weights do not match the run's config ({str(e).splitlines()[0]})") from None
+        ckpt.load_modules(where, {"G": self.G, "D": self.D, "G_ema": self.G_ema})
         state = ckpt.load_state(where)
         for k, opt in self.opt.items():
             opt.load_state_dict(state["optimizers"][k])
