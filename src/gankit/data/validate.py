@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from ..config import coerce
 from ..errors import DataError
 from . import images, parse_spec
 from .folder import FolderDataset, ZipDataset
@@ -48,7 +49,7 @@ def check(spec: str) -> Report:
         raise DataError("built-in datasets are generated and always valid; `dataset check` takes a folder or zip")
     if not os.path.exists(source):
         raise DataError(f"{source}: no such file or folder")
-    res = int(opts["res"]) if "res" in opts else None
+    res = coerce(opts["res"], int, "res") if "res" in opts else None
     mode = opts.get("mode", "rgb")
     images.check_policy(opts.get("size", "center-crop"), mode, res)
     lister = ZipDataset if os.path.isfile(source) else FolderDataset
