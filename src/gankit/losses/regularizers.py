@@ -40,3 +40,19 @@ def clip_weights(module: nn.Module, c: float) -> None:
     """Clamps every parameter to [-c, c] (Arjovsky et al. 2017, Algorithm 1 line 7, c = 0.01)."""
     for p in module.parameters():
         p.clamp_(-c, c)
+
+
+def path_length_penalty(img: Tensor, ws: Tensor, pl_mean: Tensor, decay: float = 0.01) -> tuple[Tensor, Tensor]:
+    """Path length penalty (||J_w^T y||_2 - a)^2 per sample, and the updated running mean a.
+
+    Karras et al. 2020 (StyleGAN2) section 3.2, eq. 4: E_{w, y ~ N(0, I)} (||J_w^T y||_2 - a)^2,
+    with y scaled by 1/sqrt(H W) so the length does not depend on resolution, the gradient taken
+    w.r.t. every layer's w and averaged over layers, and a a running mean of the lengths
+    (``a <- a + decay (mean length - a)``). ``ws`` (B, num_ws, w_dim) must be part of the graph of
+    ``img``; multiply the mean penalty by the weight (2 in the paper) at the call site.
+    """
+    y = torch.randn_like(img) / (img.shape[2] * img.shape[3]) ** 0.5
+    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)  # J_w^T y, (B, num_ws, w_dim)
+    lengths = grad.square().sum(2).mean(1).sqrt()  # (B,)
+    new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
+    return (lengths - new_mean).square(), new_mean

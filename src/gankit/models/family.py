@@ -44,6 +44,8 @@ class Phase:
         every: run on iterations where ``iteration % every == 0`` (lazy regularization).
         repeat: run this many times per iteration, each with a fresh real batch (n_critic).
         real: whether the step consumes real images (counted in kimg).
+        reuse_real: take the real batch of the previous real phase of this iteration instead of
+            drawing (and counting) a new one, as StyleGAN2's R1 phase shares D's batch.
         after: called with the module after each optimizer step (e.g. weight clipping).
     """
 
@@ -53,6 +55,7 @@ class Phase:
     every: int = 1
     repeat: int = 1
     real: bool = False
+    reuse_real: bool = False
     after: Callable[[nn.Module], None] | None = None
 
 
@@ -110,8 +113,12 @@ class Family:
     def build(self, cfg) -> tuple[nn.Module, nn.Module]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def phases(self, cfg, G: nn.Module, D: nn.Module) -> list[Phase]:  # pragma: no cover - abstract
+    def phases(self, cfg, G: nn.Module, D: nn.Module, train) -> list[Phase]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def optimizer_ratios(self, cfg) -> dict[str, float]:
+        """Per-network ratio r for lazy regularization: Adam runs with lr * r and betas ** r."""
+        return {}
 
 
 def coerce_eq(a, b) -> bool:

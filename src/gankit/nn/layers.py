@@ -55,3 +55,34 @@ class MLP(nn.Sequential):
                 layers.append(nn.Linear(a, b))
                 layers.append(activation(out_act if last else act))
         super().__init__(*layers)
+
+
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (PGGAN section 3): the std of each feature over groups of
+    ``group_size`` samples, averaged over features and pixels, appended as ``num_channels`` maps.
+
+    Args:
+        group_size: samples per group (4 in StyleGAN/StyleGAN2); the batch must be divisible by
+            min(group_size, batch).
+        num_channels: how many channel groups get their own statistic (1 in the papers).
+    """
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, C, H, W = x.shape
+        G = min(self.group_size, N) if self.group_size else N
+        if N % G:
+            raise ValueError(f"minibatch std: batch {N} is not divisible by the group size {G}; "
+                             "use a batch that is a multiple of the group size")
+        F_ = self.num_channels
+        y = x.reshape(G, -1, F_, C // F_, H, W)  # (G, n, F, c, H, W): sample i is in group i % n
+        y = (y - y.mean(0)).square().mean(0)  # variance over the group
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # (n, F): mean std over channels and pixels
+        y = y.reshape(-1, F_, 1, 1).repeat(G, 1, H, W)  # (N, F, H, W)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"

@@ -60,9 +60,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(params, cfg: TrainConfig, lr: float, ratio: float = 1.0) -> torch.optim.Optimizer:
+    """The configured optimizer; ``ratio`` < 1 is the lazy-regularization correction of Adam
+    (lr * ratio, betas ** ratio; StyleGAN2 section 3.1 / StyleGAN2-ADA's mb_ratio)."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas[:2]), eps=cfg.eps)
+        betas = tuple(b ** ratio for b in cfg.betas[:2])
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=cfg.eps)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, eps=cfg.eps)
     if cfg.optimizer == "sgd":
@@ -161,9 +164,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.G, self.D = (m.to(self.device) for m in self.family.build(self.model_cfg))
         self.G_ema = make_ema(self.G)
-        self.opt = {"G": make_optimizer(self.G.parameters(), cfg, cfg.g_lr),
-                    "D": make_optimizer(self.D.parameters(), cfg, cfg.d_lr)}
-        self.base_lr = {"G": cfg.g_lr, "D": cfg.d_lr}
+        ratios = self.family.optimizer_ratios(self.model_cfg)
+        self.base_lr = {"G": cfg.g_lr * ratios.get("G", 1.0), "D": cfg.d_lr * ratios.get("D", 1.0)}
+        self.opt = {k: make_optimizer(m.parameters(), cfg, self.base_lr[k], ratios.get(k, 1.0))
+                    for k, m in (("G", self.G), ("D", self.D))}
         self.phases: list[Phase] = self.family.phases(self.model_cfg, self.G, self.D, cfg)
         self.cur_nimg, self.iteration, self.elapsed = 0, 0, 0.0
         if self.resume_from is not None:
@@ -235,7 +239,10 @@ class Trainer:
         other.requires_grad_(False)
         opt = self.opt[phase.module]
         for _ in range(phase.repeat):
-            real, labels = self._real_batch() if phase.real else (None, None)
+            drawn = phase.real and not (phase.reuse_real and self._last_real is not None)
+            if drawn:
+                self._last_real = self._real_batch()
+            real, labels = self._last_real if phase.real else (None, None)
             step = Step(self.G, self.D, real, labels, self.cfg.batch_size, self.iteration, self.device)
             out = phase.loss(step)
             opt.zero_grad(set_to_none=True)
@@ -243,7 +250,7 @@ class Trainer:
             opt.step()
             if phase.after is not None:
                 phase.after(module)
-            if phase.real:
+            if drawn:
                 self.cur_nimg += self.cfg.batch_size
             for k, v in out.items():
                 key = f"{phase.name}/{k}"
@@ -261,6 +268,7 @@ class Trainer:
         random.seed(seed)
         self._set_lr(total)
         before = self.cur_nimg
+        self._last_real = None
         for phase in self.phases:
             if self.iteration % phase.every == 0:
                 self._run_phase(phase, {} if stats is None else stats)

@@ -1,0 +1,498 @@
+"""StyleGAN2 (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN").
+
+Where a reader of the paper finds each part:
+
+* Mapping network f: Z -> W (StyleGAN section 2; 8 layers, lr multiplier 0.01), tracked w_avg
+  for truncation: :class:`gankit.nn.MappingNetwork`.
+* Section 2.2, Figure 2c-d: modulation / demodulation replace AdaIN; bias and noise are applied
+  outside the style blocks; the 4x4 input is a learned constant: :class:`SynthesisLayer`,
+  :class:`SynthesisBlock`.
+* Section 4.1, Figure 7: the ``orig``, ``skip`` and ``resnet`` architectures of G and D (default
+  skip G, residual D): ``g_architecture`` / ``d_architecture``.
+* Section 3.1: lazy regularization (R1 every 16 minibatches, path length every 4, each scaled by
+  its interval; Adam's lr and betas corrected by interval / (interval + 1), StyleGAN2-ADA).
+* Section 3.2, eq. 4: path length regularization (weight 2, decay 0.01 of the running mean,
+  half batch): :func:`gankit.losses.path_length_penalty`.
+* StyleGAN section 3.1: style mixing regularization (probability 0.9).
+* Appendix B: minibatch stddev with group 4, FIR [1, 3, 3, 1] resampling, equalized lr, Adam
+  (lr 0.002, betas (0, 0.99), eps 1e-8), batch 32, G EMA with a 10 kimg half-life, R1 gamma 10.
+
+Layer names and parameter counts follow NVIDIA's stylegan2-ada-pytorch, so config F at 1024 px
+has exactly their 30,370,060 (G) and 29,012,513 (D) parameters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..losses import path_length_penalty, r1_penalty
+from ..nn import EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, NoiseInput, bias_act, modulated_conv2d
+from ..nn.resample import setup_filter, upsample2d, downsample2d
+from ..registry import register
+from .family import Family, Phase, Step, check_power_of_two
+
+Tensor = torch.Tensor
+ARCHITECTURES = ("orig", "skip", "resnet")
+
+
+@dataclass
+class StyleGAN2Config:
+    resolution: int = 1024
+    channels: int = 3
+    z_dim: int = 512
+    w_dim: int = 512
+    conditional: bool = False  # class-conditional through a label embedding (StyleGAN2-ADA)
+    c_dim: int = 0  # number of classes; set from the data when conditional
+    mapping_layers: int = 8  # StyleGAN section 2
+    mapping_lr_mul: float = 0.01  # StyleGAN appendix C
+    w_avg_beta: float = 0.995  # decay of the tracked average w (truncation)
+    channel_base: int = 32768  # channels at resolution r: min(channel_base / r, channel_max); 32768 = config F
+    channel_max: int = 512
+    g_architecture: str = "skip"  # orig | skip | resnet (section 4.1; skip G is the paper's choice)
+    d_architecture: str = "resnet"  # orig | skip | resnet (residual D is the paper's choice)
+    demodulate: bool = True  # weight demodulation (section 2.2); false = modulation only
+    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    conv_clamp: float = 0.0  # clamp conv outputs to +-X (StyleGAN2-ADA uses 256 with fp16); 0 = off
+    mbstd_group: int = 4  # minibatch stddev group size
+    mbstd_channels: int = 1
+    r1_gamma: float = 10.0  # R1 weight gamma (config F at 1024 px)
+    d_reg_interval: int = 16  # lazy R1 every N minibatches; 1 = R1 in every D step (not lazy)
+    pl_weight: float = 2.0  # path length regularization weight (section 3.2); 0 = off
+    pl_decay: float = 0.01  # decay of the running mean path length a
+    pl_batch_shrink: int = 2  # path length on batch / N samples
+    g_reg_interval: int = 4  # lazy path length every N minibatches; 1 = in every G step
+    style_mixing_prob: float = 0.9  # StyleGAN section 3.1
+
+
+# ----------------------------------------------------------------------------- generator
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution (optionally 2x upsampling), noise, bias, leaky ReLU (Figure 2c)."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, kernel_size: int = 3,
+                 up: int = 1, use_noise: bool = True, resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None,
+                 demodulate: bool = True):
+        super().__init__()
+        self.resolution, self.up, self.conv_clamp, self.demodulate = resolution, up, conv_clamp, demodulate
+        self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
+        self.padding = kernel_size // 2
+        self.affine = EqualLinear(w_dim, in_channels, bias_init=1)  # A: style s = A(w), starts at 1
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.noise = NoiseInput(resolution) if use_noise else None  # B: one learned strength per layer
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False,
+                gain: float = 1.0) -> Tensor:
+        styles = self.affine(w)  # (B, I)
+        x, _ = modulated_conv2d(x, self.weight, styles, demodulate=self.demodulate, up=self.up,
+                                padding=self.padding, resample_filter=self.resample_filter, fused=fused)
+        if self.noise is not None:
+            x = self.noise(x, noise_mode)
+        clamp = self.conv_clamp * gain if self.conv_clamp else None
+        return bias_act(x, self.bias, act="lrelu", gain=math.sqrt(2) * gain, clamp=clamp)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 convolution to image channels, no demodulation (Figure 7b tRGB)."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = EqualLinear(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_gain = 1 / math.sqrt(in_channels)
+
+    def forward(self, x: Tensor, w: Tensor, fused: bool = False) -> Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x, _ = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
+        return bias_act(x, self.bias, clamp=self.conv_clamp or None)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the synthesis network: [const | up-conv], conv, and tRGB (skip) per Figure 7."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
+                 is_last: bool, architecture: str = "skip", resample_filter=(1, 3, 3, 1),
+                 conv_clamp: float | None = None, demodulate: bool = True):
+        super().__init__()
+        self.in_channels, self.resolution, self.is_last, self.architecture = in_channels, resolution, is_last, architecture
+        self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
+        kw = dict(w_dim=w_dim, resolution=resolution, resample_filter=resample_filter, conv_clamp=conv_clamp,
+                  demodulate=demodulate)
+        self.num_conv = 0
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))  # learned 4x4 input
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **kw)
+            self.num_conv += 1
+        self.conv1 = SynthesisLayer(out_channels, out_channels, **kw)
+        self.num_conv += 1
+        self.num_torgb = 0
+        if is_last or architecture == "skip":
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+            self.num_torgb = 1
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = EqualConv2d(in_channels, out_channels, 1, bias=False, up=2, resample_filter=resample_filter)
+
+    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str = "random",
+                fused: bool = False) -> tuple[Tensor, Tensor | None]:
+        w = ws.unbind(1)  # (B, w_dim) per layer of this block
+        if self.in_channels == 0:
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            x = self.conv1(x, w[0], noise_mode, fused)
+        elif self.architecture == "resnet":
+            y = self.skip(x, gain=math.sqrt(0.5))  # residual sum scaled by 1/sqrt(2) (section 4.1)
+            x = self.conv0(x, w[0], noise_mode, fused)
+            x = y + self.conv1(x, w[1], noise_mode, fused, gain=math.sqrt(0.5))
+        else:
+            x = self.conv0(x, w[0], noise_mode, fused)
+            x = self.conv1(x, w[1], noise_mode, fused)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)  # skip G: upsampled sum of tRGB outputs
+        if self.num_torgb:
+            y = self.torgb(x, w[self.num_conv], fused)
+            img = y if img is None else img + y
+        return x, img
+
+
+def channel_widths(base: int, cap: int, resolutions) -> dict[int, int]:
+    """Channels at each resolution: min(base / r, cap) (StyleGAN2-ADA's channel_base / channel_max)."""
+    return {r: min(base // r, cap) for r in resolutions}
+
+
+class SynthesisNetwork(nn.Module):
+    """g: W -> image, from a learned 4x4 constant up to ``img_resolution`` (one w per layer)."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
+                 channel_max: int = 512, architecture: str = "skip", **block_kwargs):
+        super().__init__()
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.block_resolutions = [2 ** i for i in range(2, int(math.log2(img_resolution)) + 1)]
+        ch = channel_widths(channel_base, channel_max, self.block_resolutions)
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            block = SynthesisBlock(ch[res // 2] if res > 4 else 0, ch[res], w_dim, res, img_channels,
+                                   is_last=res == img_resolution, architecture=architecture, **block_kwargs)
+            self.num_ws += block.num_conv
+            setattr(self, f"b{res}", block)
+        self.num_ws += 1  # the last tRGB; skip blocks' tRGBs share the next block's first w
+
+    def forward(self, ws: Tensor, noise_mode: str = "random", fused: bool | None = None) -> Tensor:
+        if ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"synthesis expects ws of shape (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
+        if fused is None:
+            fused = False  # measured faster on CPU for every batch size (benchmarks/stylegan2_speed.py)
+        x = img = None
+        i = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            x, img = block(x, img, ws.narrow(1, i, block.num_conv + block.num_torgb), noise_mode, fused)
+            i += block.num_conv
+        return img
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) [+ labels] -> image (B, C, H, W), roughly in [-1, 1].
+
+    ``G.mapping(z, c)`` gives ws (B, num_ws, w_dim); ``G.synthesis(ws)`` the image. Unlabelled
+    calls of a conditional G use classes ``i % c_dim`` (rows of a grid by class).
+    """
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
+                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
+        self.register_buffer("pl_mean", torch.zeros([]))  # running mean path length a (eq. 4), for exact resume
+
+    def default_labels(self, n: int, device) -> Tensor | None:
+        if self.c_dim == 0:
+            return None
+        return F.one_hot(torch.arange(n, device=device) % self.c_dim, self.c_dim).float()
+
+    def forward(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "random", fused: bool | None = None) -> Tensor:
+        if c is None:
+            c = self.default_labels(z.shape[0], z.device)
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode, fused=fused)
+
+
+# ----------------------------------------------------------------------------- discriminator
+class DiscriminatorBlock(nn.Module):
+    """[fromRGB], conv 3x3, conv 3x3 down, and a 1x1 down residual for ``resnet`` (Figure 7)."""
+
+    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, img_channels: int,
+                 architecture: str = "resnet", resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None):
+        super().__init__()
+        self.in_channels, self.architecture = in_channels, architecture
+        self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
+        kw = dict(activation="lrelu", conv_clamp=conv_clamp)
+        if in_channels == 0 or architecture == "skip":
+            self.fromrgb = EqualConv2d(img_channels, tmp_channels, 1, **kw)
+        self.conv0 = EqualConv2d(tmp_channels, tmp_channels, 3, **kw)
+        self.conv1 = EqualConv2d(tmp_channels, out_channels, 3, down=2, resample_filter=resample_filter, **kw)
+        if architecture == "resnet":
+            self.skip = EqualConv2d(tmp_channels, out_channels, 1, bias=False, down=2, resample_filter=resample_filter)
+
+    def forward(self, x: Tensor | None, img: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        if self.in_channels == 0 or self.architecture == "skip":
+            y = self.fromrgb(img)
+            x = y if x is None else x + y
+            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        if self.architecture == "resnet":
+            y = self.skip(x, gain=math.sqrt(0.5))
+            x = y + self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+        else:
+            x = self.conv1(self.conv0(x))
+        return x, img
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 head: minibatch stddev, conv, fully connected, output (projection onto labels if conditional)."""
+
+    def __init__(self, in_channels: int, cmap_dim: int, img_channels: int, architecture: str = "resnet",
+                 mbstd_group: int = 4, mbstd_channels: int = 1, conv_clamp: float | None = None):
+        super().__init__()
+        self.architecture, self.cmap_dim = architecture, cmap_dim
+        if architecture == "skip":
+            self.fromrgb = EqualConv2d(img_channels, in_channels, 1, activation="lrelu")
+        self.mbstd = MinibatchStd(mbstd_group, mbstd_channels) if mbstd_channels > 0 else None
+        self.conv = EqualConv2d(in_channels + mbstd_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.fc = EqualLinear(in_channels * 16, in_channels, activation="lrelu")
+        self.out = EqualLinear(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+
+    def forward(self, x: Tensor, img: Tensor | None, cmap: Tensor | None) -> Tensor:
+        if self.architecture == "skip":
+            x = x + self.fromrgb(img)
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.out(self.fc(self.conv(x).flatten(1)))
+        if cmap is not None:  # projection discriminator (Miyato & Koyama 2018), as StyleGAN2-ADA
+            x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+        return x.squeeze(1)  # (B,)
+
+
+class Discriminator(nn.Module):
+    """image (B, C, H, W) [+ labels] -> logit (B,)."""
+
+    def __init__(self, c_dim: int, img_resolution: int, img_channels: int, architecture: str = "resnet",
+                 channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4, mbstd_channels: int = 1,
+                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, mapping_kwargs: dict | None = None):
+        super().__init__()
+        self.c_dim, self.img_resolution = c_dim, img_resolution
+        self.block_resolutions = [2 ** i for i in range(int(math.log2(img_resolution)), 2, -1)]
+        ch = channel_widths(channel_base, channel_max, self.block_resolutions + [4])
+        for res in self.block_resolutions:
+            block = DiscriminatorBlock(ch[res] if res < img_resolution else 0, ch[res], ch[res // 2], res,
+                                       img_channels, architecture, resample_filter, conv_clamp)
+            setattr(self, f"b{res}", block)
+        cmap_dim = ch[4] if c_dim > 0 else 0
+        if c_dim > 0:
+            self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None, **(mapping_kwargs or {}))
+        self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, img_channels, architecture, mbstd_group, mbstd_channels,
+                                        conv_clamp)
+
+    def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:
+        x = None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img)
+        cmap = None
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError("this discriminator is class-conditional: pass labels c (B, c_dim)")
+            cmap = self.mapping(None, c)
+        return self.b4(x, img, cmap)
+
+
+# ----------------------------------------------------------------------------- recipe
+def mix_styles(ws: Tensor, ws2: Tensor, cutoff: int) -> Tensor:
+    """Layers [0, cutoff) from ``ws``, layers [cutoff, num_ws) from ``ws2`` (StyleGAN section 3.1)."""
+    return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+
+
+def run_mapping(G: nn.Module, z: Tensor, c: Tensor | None, mixing_prob: float) -> Tensor:
+    """ws for training: with probability ``mixing_prob`` a second latent takes over from a random
+    crossover layer (style mixing regularization, StyleGAN section 3.1; StyleGAN2-ADA's run_G)."""
+    ws = G.mapping(z, c)
+    if mixing_prob > 0:
+        if torch.rand([]).item() < mixing_prob:
+            cutoff = int(torch.randint(1, ws.shape[1], []))
+            ws = mix_styles(ws, G.mapping(torch.randn_like(z), c, update_w_avg=False), cutoff)
+    return ws
+
+
+def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
+    """The StyleGAN / StyleGAN2 recipe: non-saturating logistic loss, R1 on reals and path length
+    regularization, each lazy (its own phase every N minibatches, scaled by N) or in the main step.
+
+    ``cfg`` needs r1_gamma, d_reg_interval, pl_weight, pl_decay, pl_batch_shrink, g_reg_interval,
+    style_mixing_prob.
+    """
+    def labels(s: Step, real: bool) -> Tensor | None:
+        if G.c_dim == 0:
+            return None
+        if real:
+            return F.one_hot(s.labels.long(), G.c_dim).float()
+        return F.one_hot(torch.randint(0, G.c_dim, (s.batch_size,), device=s.device), G.c_dim).float()
+
+    def pl_term(s: Step, scale: float) -> dict:
+        n = max(1, s.batch_size // cfg.pl_batch_shrink)
+        c = labels(s, False)
+        ws = run_mapping(G, s.z(n), None if c is None else c[:n], cfg.style_mixing_prob)
+        img = G.synthesis(ws)
+        penalty, G.pl_mean = path_length_penalty(img, ws, G.pl_mean, cfg.pl_decay)
+        # StyleGAN2 eq. 4 times weight and lazy interval (section 3.1)
+        return {"loss": penalty.mean() * cfg.pl_weight * scale, "pl_penalty": penalty.detach().mean(),
+                "pl_mean": G.pl_mean.detach()}
+
+    def r1_term(s: Step, real: Tensor, real_out: Tensor, scale: float) -> dict:
+        r1 = r1_penalty(real_out, real)
+        return {"loss": r1 * (cfg.r1_gamma / 2) * scale, "r1": r1.detach()}  # Mescheder 2018 eq. 9, times N
+
+    lazy_pl = cfg.pl_weight > 0 and cfg.g_reg_interval > 1
+    lazy_r1 = cfg.r1_gamma > 0 and cfg.d_reg_interval > 1
+
+    def g_main(s: Step) -> dict:
+        c = labels(s, False)
+        img = G.synthesis(run_mapping(G, s.z(), c, cfg.style_mixing_prob))
+        loss = F.softplus(-D(img, c)).mean()  # -log sigmoid(D(G(z))): non-saturating (Goodfellow 2014 s. 3)
+        out = {"loss": loss, "adv": loss.detach()}
+        if cfg.pl_weight > 0 and not lazy_pl:
+            pl = pl_term(s, 1.0)
+            out["loss"] = loss + pl.pop("loss")
+            out.update(pl)
+        return out
+
+    def d_main(s: Step) -> dict:
+        c_fake, c_real = labels(s, False), labels(s, True)
+        with torch.no_grad():
+            fake = G.synthesis(run_mapping(G, s.z(), c_fake, cfg.style_mixing_prob))
+        real = s.real.detach().requires_grad_(cfg.r1_gamma > 0 and not lazy_r1)
+        fake_out, real_out = D(fake, c_fake), D(real, c_real)
+        # -log(1 - sigmoid(D(G(z)))) - log sigmoid(D(x)): the logistic loss (Goodfellow 2014 eq. 1)
+        loss = F.softplus(fake_out).mean() + F.softplus(-real_out).mean()
+        out = {"loss": loss, "adv": loss.detach(), "real": real_out.detach().mean(), "fake": fake_out.detach().mean()}
+        if cfg.r1_gamma > 0 and not lazy_r1:
+            r1 = r1_term(s, real, real_out, 1.0)
+            out["loss"] = loss + r1.pop("loss")
+            out.update(r1)
+        return out
+
+    def d_reg(s: Step) -> dict:
+        real = s.real.detach().requires_grad_(True)
+        return r1_term(s, real, D(real, labels(s, True)), float(cfg.d_reg_interval))
+
+    phases = [Phase("G", "G", g_main)]
+    if lazy_pl:
+        phases.append(Phase("Greg", "G", lambda s: pl_term(s, float(cfg.g_reg_interval)), every=cfg.g_reg_interval))
+    phases.append(Phase("D", "D", d_main, real=True))
+    if lazy_r1:
+        phases.append(Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True))
+    return phases
+
+
+def lazy_ratios(cfg) -> dict[str, float]:
+    """Adam correction for lazy regularization: lr * r and betas ** r with r = N / (N + 1) (StyleGAN2 s. 3.1)."""
+    out = {}
+    if cfg.pl_weight > 0 and cfg.g_reg_interval > 1:
+        out["G"] = cfg.g_reg_interval / (cfg.g_reg_interval + 1)
+    if cfg.r1_gamma > 0 and cfg.d_reg_interval > 1:
+        out["D"] = cfg.d_reg_interval / (cfg.d_reg_interval + 1)
+    return out
+
+
+def check_style_config(name: str, cfg) -> None:
+    check_power_of_two(name, cfg.resolution)
+    for field in ("g_architecture", "d_architecture"):
+        if getattr(cfg, field) not in ARCHITECTURES:
+            raise ConfigError(f"--model.{field.replace('_', '-')} {getattr(cfg, field)}: use orig, skip or resnet")
+    if cfg.conditional and cfg.c_dim <= 0:
+        raise ConfigError("--model.conditional needs labelled data (a dataset with classes, e.g. builtin:digits)")
+    for field in ("g_reg_interval", "d_reg_interval", "pl_batch_shrink", "mapping_layers"):
+        if getattr(cfg, field) < (0 if field == "mapping_layers" else 1):
+            raise ConfigError(f"--model.{field.replace('_', '-')} must be >= 1")
+
+
+STYLEGAN2_TRAIN = {"optimizer": "adam", "g_lr": 0.002, "d_lr": 0.002, "betas": (0.0, 0.99), "eps": 1e-8,
+                   "batch_size": 32, "ema_kimg": 10.0, "kimg": 25000.0}
+
+# Table 1 of the paper. Configs A-E use half-width networks (TF fmap_base 8K = channel_base 16384);
+# F doubles them. A is the original StyleGAN: `gankit train stylegan --preset config-f`.
+_HALF = {"channel_base": 16384}
+_GROWING_NOTE = "trained with progressive growing in the paper; gankit has no growing yet, so this runs without it"
+
+
+@register("stylegan2")
+class StyleGAN2(Family):
+    Config = StyleGAN2Config
+    paper = "Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN"
+    train_defaults = STYLEGAN2_TRAIN
+    presets = {
+        # the paper's config F (FFHQ 1024): the defaults
+        "config-f": {},
+        # Table 1 ablation, each on top of the previous one
+        "config-b": {"model": {**_HALF, "g_architecture": "orig", "d_architecture": "orig", "pl_weight": 0.0,
+                               "d_reg_interval": 1, "g_reg_interval": 1},
+                     "doc": "B: + weight demodulation (revised StyleGAN G, original D, R1 every step); " + _GROWING_NOTE},
+        "config-c": {"model": {**_HALF, "g_architecture": "orig", "d_architecture": "orig", "pl_weight": 0.0},
+                     "doc": "C: + lazy regularization (R1 every 16 minibatches); " + _GROWING_NOTE},
+        "config-d": {"model": {**_HALF, "g_architecture": "orig", "d_architecture": "orig"},
+                     "doc": "D: + path length regularization; " + _GROWING_NOTE},
+        "config-e": {"model": {**_HALF, "r1_gamma": 100.0},
+                     "doc": "E: + no growing, skip G and residual D (gamma 100 as in NVIDIA's run_training.py)"},
+        # StyleGAN2-ADA's paper256 (256 px comparisons): half width, mbstd group 8, gamma 1
+        "paper256": {"model": {"channel_base": 16384, "mbstd_group": 8, "r1_gamma": 1.0},
+                     "train": {"batch_size": 64, "g_lr": 0.0025, "d_lr": 0.0025, "ema_kimg": 20.0}},
+        # CPU presets: narrow networks and a short mapping network that learn in minutes on 2 cores
+        "cpu-32": {"model": {"z_dim": 64, "w_dim": 64, "mapping_layers": 2, "channel_base": 2048, "channel_max": 64,
+                             "r1_gamma": 0.1, "mbstd_group": 4},
+                   "train": {"batch_size": 16, "ema_kimg": 1.0, "ema_rampup": 0.05, "kimg": 100.0,
+                             "snapshot_kimg": 10.0, "sample_kimg": 5.0},
+                   "doc": "32 px, 64 channels at most, 64-d latents, 2 mapping layers (about 0.3 M params per net)"},
+        "cpu-64": {"model": {"z_dim": 128, "w_dim": 128, "mapping_layers": 2, "channel_base": 4096,
+                             "channel_max": 128, "r1_gamma": 0.2},
+                   "train": {"batch_size": 16, "ema_kimg": 2.0, "ema_rampup": 0.05, "kimg": 200.0},
+                   "doc": "64 px, 128 channels at most, 128-d latents, 2 mapping layers"},
+    }
+
+    def data_fields(self, info):
+        out = super().data_fields(info)
+        out["c_dim"] = info.num_classes or 0
+        return out
+
+    def fit_to_data(self, cfg, info, user_overrides):
+        cfg = super().fit_to_data(cfg, info, user_overrides)
+        if not cfg.conditional:
+            cfg.c_dim = 0
+        return cfg
+
+    def validate(self, cfg: StyleGAN2Config) -> None:
+        check_style_config("stylegan2", cfg)
+
+    def build(self, cfg: StyleGAN2Config):
+        clamp = cfg.conv_clamp or None
+        c_dim = cfg.c_dim if cfg.conditional else 0
+        G = Generator(cfg.z_dim, c_dim, cfg.w_dim, cfg.resolution, cfg.channels,
+                      mapping_kwargs={"num_layers": cfg.mapping_layers, "lr_multiplier": cfg.mapping_lr_mul,
+                                      "w_avg_beta": cfg.w_avg_beta},
+                      synthesis_kwargs={"channel_base": cfg.channel_base, "channel_max": cfg.channel_max,
+                                        "architecture": cfg.g_architecture, "resample_filter": cfg.resample_filter,
+                                        "conv_clamp": clamp, "demodulate": cfg.demodulate})
+        D = Discriminator(c_dim, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.channel_base, cfg.channel_max,
+                          cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp)
+        return G, D
+
+    def phases(self, cfg: StyleGAN2Config, G, D, train):
+        return style_phases(cfg, G, D)
+
+    def optimizer_ratios(self, cfg: StyleGAN2Config) -> dict[str, float]:
+        return lazy_ratios(cfg)
