@@ -11,6 +11,8 @@ from gankit.training.trainer import Trainer
 TINY = {
     "gan": ("builtin:ring8?n=512", {"model": {"g_hidden": (16,), "d_hidden": (16,), "z_dim": 2}}),
     "dcgan": ("builtin:digits?res=8", {"model": {"ngf": 8, "ndf": 8, "z_dim": 8}}),
+    "stylegan2": ("builtin:digits?res=8", {"model": {"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64,
+                                                    "channel_max": 8}}),
     "wgan": ("builtin:digits?res=16", {"model": {"ngf": 8, "ndf": 8, "z_dim": 8}}),
     "wgan-gp": ("builtin:ring8?n=512", {"model": {"mlp_hidden": (16, 16), "z_dim": 2}}),
 }

@@ -42,6 +42,14 @@ def clip_weights(module: nn.Module, c: float) -> None:
         p.clamp_(-c, c)
 
 
+def path_lengths(img: Tensor, ws: Tensor, y: Tensor) -> Tensor:
+    """||J_w^T y||_2 per sample, y scaled by 1/sqrt(H W), the squared norm averaged over layers
+    of w (StyleGAN2 section 3.2; NVIDIA's pl_lengths), differentiable (create_graph)."""
+    y = y / (img.shape[2] * img.shape[3]) ** 0.5
+    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)  # J_w^T y, (B, num_ws, w_dim)
+    return grad.square().sum(2).mean(1).sqrt()  # (B,)
+
+
 def path_length_penalty(img: Tensor, ws: Tensor, pl_mean: Tensor, decay: float = 0.01) -> tuple[Tensor, Tensor]:
     """Path length penalty (||J_w^T y||_2 - a)^2 per sample, and the updated running mean a.
 
@@ -51,8 +59,6 @@ def path_length_penalty(img: Tensor, ws: Tensor, pl_mean: Tensor, decay: float =
     (``a <- a + decay (mean length - a)``). ``ws`` (B, num_ws, w_dim) must be part of the graph of
     ``img``; multiply the mean penalty by the weight (2 in the paper) at the call site.
     """
-    y = torch.randn_like(img) / (img.shape[2] * img.shape[3]) ** 0.5
-    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)  # J_w^T y, (B, num_ws, w_dim)
-    lengths = grad.square().sum(2).mean(1).sqrt()  # (B,)
+    lengths = path_lengths(img, ws, torch.randn_like(img))
     new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
     return (lengths - new_mean).square(), new_mean

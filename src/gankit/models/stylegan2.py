@@ -197,10 +197,12 @@ class SynthesisNetwork(nn.Module):
 
 
 class Generator(nn.Module):
-    """z (B, z_dim) [+ labels] -> image (B, C, H, W), roughly in [-1, 1].
+    """z (B, z_dim) [+ labels] -> image (B, C, H, W).
 
-    ``G.mapping(z, c)`` gives ws (B, num_ws, w_dim); ``G.synthesis(ws)`` the image. Unlabelled
-    calls of a conditional G use classes ``i % c_dim`` (rows of a grid by class).
+    ``G.mapping(z, c)`` gives ws (B, num_ws, w_dim); ``G.synthesis(ws)`` the unbounded image the
+    losses see. In eval mode ``G(z)`` clamps to [-1, 1] (what NVIDIA does when saving images), so
+    a loaded generator gives displayable images; call ``G.synthesis`` for unclamped, differentiable
+    output. Unlabelled calls of a conditional G use classes ``i % c_dim`` (rows of a grid by class).
     """
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
@@ -223,7 +225,8 @@ class Generator(nn.Module):
         if c is None:
             c = self.default_labels(z.shape[0], z.device)
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, fused=fused)
+        img = self.synthesis(ws, noise_mode=noise_mode, fused=fused)
+        return img if self.training else img.clamp(-1, 1)
 
 
 # ----------------------------------------------------------------------------- discriminator
@@ -458,6 +461,11 @@ class StyleGAN2(Family):
                    "train": {"batch_size": 16, "ema_kimg": 1.0, "ema_rampup": 0.05, "kimg": 100.0,
                              "snapshot_kimg": 10.0, "sample_kimg": 5.0},
                    "doc": "32 px, 64 channels at most, 64-d latents, 2 mapping layers (about 0.3 M params per net)"},
+        "cpu-digits": {"model": {"z_dim": 32, "w_dim": 32, "mapping_layers": 2, "channel_base": 2048,
+                                 "channel_max": 32, "r1_gamma": 0.05},
+                       "train": {"batch_size": 32, "ema_kimg": 0.5, "ema_rampup": 0.05, "g_lr": 0.003, "d_lr": 0.003,
+                                 "kimg": 32.0},
+                       "doc": "16 px digits in about 3 minutes on 2 cores: 32 channels, 32-d latents"},
         "cpu-64": {"model": {"z_dim": 128, "w_dim": 128, "mapping_layers": 2, "channel_base": 4096,
                              "channel_max": 128, "r1_gamma": 0.2},
                    "train": {"batch_size": 16, "ema_kimg": 2.0, "ema_rampup": 0.05, "kimg": 200.0},

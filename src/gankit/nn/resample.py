@@ -42,7 +42,9 @@ def _depthwise(x: Tensor, f: Tensor, stride: int, transpose: bool = False, paddi
     """Separable depthwise filtering of every channel with the 1-D filter ``f`` along H, then W."""
     C = x.shape[1]
     k = f.numel()
-    f = f.to(x.dtype).flip(0)  # flip: convolution, not correlation
+    # conv2d correlates, so the filter is flipped to convolve; conv_transpose2d scatters, which
+    # already convolves
+    f = f.to(x.dtype) if transpose else f.to(x.dtype).flip(0)
     fv, fh = f.view(1, 1, k, 1).expand(C, 1, k, 1), f.view(1, 1, 1, k).expand(C, 1, 1, k)
     if transpose:
         x = F.conv_transpose2d(x, fv, stride=(stride, 1), padding=(padding, 0), groups=C)

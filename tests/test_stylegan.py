@@ -1,0 +1,255 @@
+"""StyleGAN / StyleGAN2: parameter counts against NVIDIA's, the building blocks' maths, the
+regularizers against autograd references, truncation and style mixing, and a short training run."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gankit
+from gankit.losses import path_length_penalty, path_lengths, r1_penalty
+from gankit.models.stylegan2 import mix_styles
+from gankit.nn import MinibatchStd, conv2d_resample, modulated_conv2d, setup_filter, upfirdn2d
+from gankit.training.trainer import Trainer
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_config_f_parameter_counts_equal_nvidia():
+    # stylegan2-ada-pytorch training/networks.py, cfg "stylegan2" (config F), 1024 px, c_dim 0
+    m = gankit.create("stylegan2", preset="config-f", resolution=1024)
+    assert n_params(m.G) == 30_370_060
+    assert n_params(m.D) == 29_012_513
+    assert m.G.num_ws == 18
+
+
+def test_paper256_parameter_counts_equal_nvidia():
+    # stylegan2-ada-pytorch with --cfg paper256 (channel_base 16384) at 256 px
+    m = gankit.create("stylegan2", preset="paper256", resolution=256)
+    assert n_params(m.G) == 24_767_458
+    assert n_params(m.D) == 24_001_089
+
+
+# ----------------------------------------------------------------------------- building blocks
+def upfirdn2d_reference(x, taps, up, down, pad, gain):
+    """Direct float64 definition: zero insertion, padding, 2-D convolution, decimation."""
+    x = x.double().numpy()
+    f = np.outer(taps, taps) / np.sum(taps) ** 2 * gain
+    B, C, H, W = x.shape
+    u = np.zeros((B, C, H * up, W * up))
+    u[:, :, ::up, ::up] = x
+    x0, x1, y0, y1 = pad
+    u = np.pad(u, ((0, 0), (0, 0), (max(y0, 0), max(y1, 0)), (max(x0, 0), max(x1, 0))))
+    u = u[:, :, max(-y0, 0):u.shape[2] - max(-y1, 0), max(-x0, 0):u.shape[3] - max(-x1, 0)]
+    k = f.shape[0]
+    fl = f[::-1, ::-1]  # convolution = correlation with the flipped filter
+    out = np.zeros((B, C, u.shape[2] - k + 1, u.shape[3] - k + 1))
+    for i in range(k):
+        for j in range(k):
+            out += fl[i, j] * u[:, :, i:i + out.shape[2], j:j + out.shape[3]]
+    return torch.from_numpy(out[:, :, ::down, ::down].copy())
+
+
+@pytest.mark.parametrize("taps", [(1, 3, 3, 1), (1, 2, 1), (1, 2, 3, 4)])
+@pytest.mark.parametrize("up,down,pad", [(1, 1, (1, 2, 1, 2)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)),
+                                         (2, 1, (1, 2, 0, 3)), (2, 2, (1, 1, 2, 2)), (1, 2, (-1, 2, 0, 1))])
+def test_upfirdn2d_matches_direct_convolution(taps, up, down, pad):
+    x = torch.randn(2, 3, 9, 7)
+    ref = upfirdn2d_reference(x, taps, up, down, pad, gain=up * up)
+    out = upfirdn2d(x, setup_filter(taps), up=up, down=down, padding=pad, gain=up * up)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_resampling_convolutions_keep_shapes_and_dc_gain():
+    f = setup_filter([1, 3, 3, 1])
+    x = torch.ones(2, 4, 8, 8)
+    w = torch.full((5, 4, 3, 3), 1 / 36)  # sums to 1 per output channel
+    up = conv2d_resample(x, w, f, up=2, padding=1)
+    down = conv2d_resample(x, w, f, down=2, padding=1)
+    assert up.shape == (2, 5, 16, 16) and down.shape == (2, 5, 4, 4)
+    # away from the zero-padded border a constant image stays constant (the filters have DC gain 1)
+    torch.testing.assert_close(up[:, :, 4:-4, 4:-4], torch.ones_like(up[:, :, 4:-4, 4:-4]))
+    torch.testing.assert_close(down[:, :, 1:-1, 1:-1], torch.ones_like(down[:, :, 1:-1, 1:-1]))
+
+
+def test_demodulation_gives_unit_output_variance():
+    torch.manual_seed(0)
+    x = torch.randn(32, 128, 16, 16)  # unit variance, i.i.d.
+    weight = torch.randn(64, 128, 3, 3) * 0.3
+    styles = torch.randn(32, 128).exp()  # far from 1, per sample
+    y, _ = modulated_conv2d(x, weight, styles, demodulate=True, padding=1)
+    inner = y[:, :, 1:-1, 1:-1]  # away from the zero padding
+    per_map = inner.var(dim=(0, 2, 3))
+    assert torch.allclose(per_map, torch.ones_like(per_map), atol=0.08)
+    y_nodemod, _ = modulated_conv2d(x, weight, styles, demodulate=False, padding=1)
+    assert y_nodemod[:, :, 1:-1, 1:-1].var() > 3  # modulation alone does not normalize
+
+
+@pytest.mark.parametrize("up", [1, 2])
+def test_fused_and_unfused_modulated_convolution_agree(up):
+    torch.manual_seed(0)
+    x, weight, styles = torch.randn(3, 8, 6, 6), torch.randn(5, 8, 3, 3), torch.randn(3, 8)
+    f = setup_filter([1, 3, 3, 1])
+    a, _ = modulated_conv2d(x, weight, styles, up=up, padding=1, resample_filter=f, fused=False)
+    b, _ = modulated_conv2d(x, weight, styles, up=up, padding=1, resample_filter=f, fused=True)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    # per-sample modulated weights, the textbook form of eqs. 1-3
+    for i in range(3):
+        wi = weight * styles[i].view(1, -1, 1, 1)
+        wi = wi / (wi.square().sum([1, 2, 3], keepdim=True) + 1e-8).sqrt()
+        ref = conv2d_resample(x[i:i + 1], wi, f, up=up, padding=1)
+        torch.testing.assert_close(a[i:i + 1], ref, atol=1e-5, rtol=1e-4)
+
+
+def test_minibatch_std_appends_group_statistic():
+    x = torch.randn(8, 3, 4, 4)
+    y = MinibatchStd(group_size=4)(x)
+    assert y.shape == (8, 4, 4, 4)
+    # sample i belongs to group i % 2; its statistic is the mean std over that group's 4 samples
+    grp = x[0::2]
+    expect = (grp.var(0, unbiased=False) + 1e-8).sqrt().mean()
+    torch.testing.assert_close(y[0, 3], torch.full((4, 4), float(expect)))
+    with pytest.raises(ValueError, match="divisible"):
+        MinibatchStd(4)(torch.randn(6, 3, 4, 4))
+
+
+# ----------------------------------------------------------------------------- mapping, truncation, mixing
+def tiny_sg2(**kw):
+    args = dict(resolution=16, channels=1, z_dim=8, w_dim=8, mapping_layers=2, channel_base=128, channel_max=8)
+    args.update(kw)
+    return gankit.create("stylegan2", **args)
+
+
+def test_truncation_psi_zero_returns_tracked_average_w():
+    m = tiny_sg2()
+    G = m.G.train()
+    for _ in range(50):
+        G.mapping(torch.randn(64, 8))  # training calls track w_avg
+    assert G.mapping.w_avg.abs().sum() > 0
+    z = torch.randn(4, 8)
+    ws = G.mapping(z, truncation_psi=0.0, update_w_avg=False)
+    torch.testing.assert_close(ws, G.mapping.w_avg.expand_as(ws))
+    half = G.mapping(z, truncation_psi=0.5, truncation_cutoff=2, update_w_avg=False)
+    full = G.mapping(z, update_w_avg=False)
+    torch.testing.assert_close(half[:, :2], G.mapping.w_avg.lerp(full[:, :2], 0.5))
+    torch.testing.assert_close(half[:, 2:], full[:, 2:])  # layers past the cutoff untouched
+
+
+def test_style_mixing_switches_exactly_at_the_crossover_layer():
+    G = tiny_sg2().G.eval()
+    ws1 = G.mapping(torch.randn(2, 8))
+    ws2 = G.mapping(torch.randn(2, 8))
+    seen = []
+    hooks = [mod.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].clone()))
+             for name, mod in G.synthesis.named_modules() if name.endswith("affine")]
+    order = [name for name, _ in G.synthesis.named_modules() if name.endswith("affine")]
+    for cutoff in range(1, G.num_ws):
+        seen.clear()
+        G.synthesis(mix_styles(ws1, ws2, cutoff), noise_mode="const")
+        by_name = dict(zip(order, seen))
+        # the w index each affine layer reads, in NVIDIA's order: conv0, conv1, then torgb shares the next w
+        idx, i = {}, 0
+        for res in G.synthesis.block_resolutions:
+            block = getattr(G.synthesis, f"b{res}")
+            names = (["conv0"] if hasattr(block, "conv0") else []) + ["conv1"]
+            for j, n in enumerate(names):
+                idx[f"b{res}.{n}.affine"] = i + j
+            if hasattr(block, "torgb"):
+                idx[f"b{res}.torgb.affine"] = i + len(names)
+            i += len(names)
+        for name, w in by_name.items():
+            src = ws1 if idx[name] < cutoff else ws2
+            assert torch.equal(w, src[:, idx[name]]), (cutoff, name)
+    for h in hooks:
+        h.remove()
+
+
+# ----------------------------------------------------------------------------- regularizers vs references
+def test_r1_matches_finite_differences():
+    torch.manual_seed(0)
+    D = tiny_sg2(resolution=8, channel_base=64).D.double()
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    r1 = r1_penalty(D(x), x)
+    # central differences of sum_i D(x_i) give each sample's input gradient
+    eps, grad = 1e-6, torch.zeros_like(x)
+    flat = x.detach().clone().view(-1)
+    with torch.no_grad():
+        for k in range(flat.numel()):
+            old = flat[k].item()
+            flat[k] = old + eps
+            hi = D(flat.view_as(x)).sum()
+            flat[k] = old - eps
+            lo = D(flat.view_as(x)).sum()
+            flat[k] = old
+            grad.view(-1)[k] = (hi - lo) / (2 * eps)
+    expect = grad.square().flatten(1).sum(1).mean()
+    torch.testing.assert_close(r1, expect, rtol=1e-6, atol=1e-9)
+
+
+def test_path_length_matches_explicit_jacobian():
+    torch.manual_seed(0)
+    G = tiny_sg2(resolution=8, channel_base=64).G.double().eval()
+    ws = G.mapping(torch.randn(2, 8, dtype=torch.float64)).detach().clone().requires_grad_(True)
+    img = G.synthesis(ws, noise_mode="const")
+    y = torch.randn_like(img)
+    lengths = path_lengths(img, ws, y)
+    for i in range(2):  # ||J_w^T y|| with J the full Jacobian of sample i's image w.r.t. its ws
+        J = torch.autograd.functional.jacobian(lambda w: G.synthesis(w.unsqueeze(0), noise_mode="const")[0], ws[i].detach())
+        jty = torch.einsum("chw,chwld->ld", y[i] / math.sqrt(64), J)
+        torch.testing.assert_close(lengths[i], jty.square().sum(1).mean().sqrt())
+    # the penalty uses the running mean a <- a + decay (mean - a) (StyleGAN2 eq. 4)
+    torch.manual_seed(1)
+    lengths = path_lengths(img, ws, torch.randn_like(img))
+    torch.manual_seed(1)  # the same y inside
+    pen, a = path_length_penalty(img, ws, torch.tensor(0.5, dtype=torch.float64), decay=0.01)
+    torch.testing.assert_close(a, 0.5 + 0.01 * (lengths.mean() - 0.5))
+    torch.testing.assert_close(pen, (lengths - a).square())
+
+
+def test_lazy_regularization_phases_and_adam_correction(tmp_path):
+    tr = Trainer("stylegan2", "builtin:digits?res=8", tmp_path / "run",
+                 overrides={"model": {"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64,
+                                      "channel_max": 8}, "train": {"batch_size": 8}}, progress=False)
+    tr.setup()
+    assert [(p.name, p.every) for p in tr.phases] == [("G", 1), ("Greg", 4), ("D", 1), ("Dreg", 16)]
+    d = tr.opt["D"].param_groups[0]
+    assert d["lr"] == pytest.approx(0.002 * 16 / 17) and d["betas"][1] == pytest.approx(0.99 ** (16 / 17))
+    g = tr.opt["G"].param_groups[0]
+    assert g["lr"] == pytest.approx(0.002 * 4 / 5) and g["betas"][0] == 0.0
+    stats = {}
+    tr.step(10**6, stats)
+    assert {"G/loss", "Greg/pl_penalty", "D/loss", "Dreg/r1"} <= set(stats)
+    assert tr.cur_nimg == 8  # R1 reuses D's real batch: one batch counted per iteration
+    assert float(tr.G.pl_mean) > 0
+    tr.step(10**6, stats)
+    # config B puts R1 into the D step (not lazy) and drops path length
+    from gankit.api import resolve_configs
+    cfg, _ = resolve_configs("stylegan2", "config-b")
+    assert (cfg.d_reg_interval, cfg.pl_weight, cfg.g_architecture, cfg.d_architecture) == (1, 0.0, "orig", "orig")
+    from gankit.models.stylegan2 import style_phases
+    assert [p.name for p in style_phases(cfg, tr.G, tr.D)] == ["G", "D"]
+
+
+def test_conditional_generator_uses_labels(tmp_path):
+    m = tiny_sg2(conditional=True, c_dim=10)
+    G = m.G.eval()
+    z = torch.randn(1, 8).repeat(2, 1)
+    c = F.one_hot(torch.tensor([1, 7]), 10).float()
+    img = G(z, c, noise_mode="const")
+    assert not torch.allclose(img[0], img[1])
+    assert m.D(img, c).shape == (2,)
+    assert G(torch.randn(3, 8)).shape == (3, 1, 16, 16)  # default labels 0, 1, 2
+
+
+def test_stylegan2_learns_digits(tmp_path):
+    """A short CPU run on 16 px digits: most samples are confidently recognised digits, of many classes."""
+    tr = Trainer("stylegan2", "builtin:digits?res=16", tmp_path / "run", preset="cpu-digits",
+                 overrides={"train": {"kimg": 32, "tensorboard": False, "snapshot_kimg": 100}}, progress=False)
+    summary = tr.run()
+    m = summary["metric_values"]
+    assert m["recognised_share"] > 0.55, m
+    assert m["classes_covered"] >= 8, m
