@@ -122,6 +122,8 @@ def cmd_train(argv: list[str]) -> int:
     print(f"done: {s['kimg']:.1f} kimg")
     print(f"  checkpoint: {s['checkpoint']}")
     print(f"  samples:    {s['samples']}")
+    for path in s.get("pictures", []):
+        print(f"              {path}")
     if "metrics" in s:
         shown = {k: v for k, v in s["metric_values"].items() if not isinstance(v, list)}
         print(f"  metrics:    {s['metrics']}  {json.dumps(shown)}")

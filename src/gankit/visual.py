@@ -63,3 +63,16 @@ def save_samples(samples: torch.Tensor, path: str, reference: torch.Tensor | Non
         scatter(samples, reference).save(path)
     else:
         raise ValueError(f"cannot draw samples of shape {tuple(samples.shape)}")
+
+
+@torch.no_grad()
+def truncation_strip(G, rows: int = 6, psis=(1.0, 0.75, 0.5, 0.25, 0.0), seed: int = 0) -> Image.Image:
+    """The truncation figure of StyleGAN (Figure 8): one seed per row, psi from 1 (left) to 0 (right).
+
+    ``G`` must accept ``truncation_psi``; noise is held constant so only psi changes along a row,
+    and the last column is the image of the average w for every row.
+    """
+    z = torch.randn(rows, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    z = z.to(next(G.parameters()).device)
+    cells = [G(z, truncation_psi=psi, noise_mode="const") for psi in psis]  # len(psis) x (rows, C, H, W)
+    return image_grid(torch.stack(cells, 1).flatten(0, 1).cpu(), cols=len(psis))

@@ -148,8 +148,97 @@ def stacked_digits_modes(images: torch.Tensor, num_modes: int = 1000) -> dict:
     return {"modes_covered": int(nz.sum()), "num_modes": num_modes, "kl_to_uniform": kl, "num_samples": n}
 
 
+# ----------------------------------------------------------------------------- shapes classifier
+SHAPES_WEIGHTS = Path(__file__).parent / "weights" / "shapes_classifier.safetensors"
+
+
+class ShapesClassifier(nn.Module):
+    """A small CNN for built-in ``shapes`` images (RGB in [-1, 1], resized to 32 px) with two heads:
+    shape (4 classes) and colour (6 classes)."""
+
+    num_shapes, num_colours = 4, 6
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 16
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 8
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 4
+            nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(), nn.Linear(128, self.num_shapes + self.num_colours))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[-1] > 32:
+            x = F.adaptive_avg_pool2d(x, 32)
+        elif x.shape[-1] < 32:
+            x = F.interpolate(x, size=32, mode="bilinear", align_corners=False)
+        out = self.net(x)
+        return out[:, :self.num_shapes], out[:, self.num_shapes:]
+
+
+def _shapes_tensors(n: int, seed: int):
+    from ..data.builtin.shapes import shapes
+
+    ds = shapes(res=32, n=n, seed=seed)
+    x = ds.data.float().div(127.5).sub(1)
+    f = ds.meta["factors"]
+    return x, torch.from_numpy(f["shape"]).long(), torch.from_numpy(f["colour"]).long()
+
+
+def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000) -> tuple[ShapesClassifier, dict]:
+    """Trains on ``n`` shapes (seed 1000) and reports accuracy on 2,000 held-out ones (seed 2000)."""
+    torch.manual_seed(seed)
+    x, ys, yc = _shapes_tensors(n, 1000)
+    model = ShapesClassifier()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        perm = torch.randperm(n)
+        for i in range(0, n, 128):
+            idx = perm[i:i + 128]
+            ps, pc = model(x[idx])
+            loss = F.cross_entropy(ps, ys[idx]) + F.cross_entropy(pc, yc[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval(), shapes_held_out_accuracy(model)
+
+
+@torch.no_grad()
+def shapes_held_out_accuracy(model: nn.Module) -> dict:
+    x, ys, yc = _shapes_tensors(2000, 2000)
+    ps, pc = model.eval()(x)
+    return {"shape": float((ps.argmax(1) == ys).float().mean()), "colour": float((pc.argmax(1) == yc).float().mean())}
+
+
+@functools.lru_cache(maxsize=1)
+def shapes_classifier() -> ShapesClassifier:
+    """The shipped classifier (``metrics/weights/shapes_classifier.safetensors``), in eval mode."""
+    from safetensors.torch import load_file
+
+    model = ShapesClassifier()
+    model.load_state_dict(load_file(str(SHAPES_WEIGHTS)))
+    return model.eval().requires_grad_(False)
+
+
+@register_metric("modes-shapes")
+@torch.no_grad()
+def shapes_modes(images: torch.Tensor, threshold: float = 0.9, batch: int = 500) -> dict:
+    """For generated shapes (N, 3, H, W): the share whose shape and colour are both recognised with
+    probability >= ``threshold``, and how many shapes, colours and (shape, colour) pairs appear."""
+    model = shapes_classifier()
+    ps, pc = zip(*(model(x.float().cpu()) for x in images.split(batch)))
+    ps, pc = F.softmax(torch.cat(ps), 1), F.softmax(torch.cat(pc), 1)
+    (cs, s), (cc, c) = ps.max(1), pc.max(1)
+    ok = (cs >= threshold) & (cc >= threshold)
+    pairs = torch.bincount(s[ok] * model.num_colours + c[ok], minlength=model.num_shapes * model.num_colours)
+    return {"recognised_share": float(ok.float().mean()),
+            "shapes_covered": int((pairs.view(model.num_shapes, -1).sum(1) > 0).sum()),
+            "colours_covered": int((pairs.view(model.num_shapes, -1).sum(0) > 0).sum()),
+            "pairs_covered": int((pairs > 0).sum()), "num_pairs": len(pairs), "per_pair": pairs.tolist(),
+            "num_samples": len(images), "threshold": threshold}
+
+
 # ----------------------------------------------------------------------------- dispatch
-DEFAULT_SAMPLES = {"toy2d": 2500, "digits": 5000, "stacked-digits": 26000}
+DEFAULT_SAMPLES = {"toy2d": 2500, "digits": 5000, "stacked-digits": 26000, "shapes": 5000}
 
 
 @torch.no_grad()
@@ -176,6 +265,8 @@ def evaluate_generator(G: nn.Module, dataset, n: int | None = None, device=None)
         res = toy2d_modes(samples, dataset.meta["centers"], dataset.meta["std"])
     elif kind == "digits":
         res = digits_modes(samples)
+    elif kind == "shapes":
+        res = shapes_modes(samples)
     else:
         res = stacked_digits_modes(samples)
     return {"metric": f"modes-{kind}", **res}

@@ -116,6 +116,10 @@ class Family:
     def phases(self, cfg, G: nn.Module, D: nn.Module, train) -> list[Phase]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def final_samples(self, G: nn.Module, out_dir) -> list:
+        """Extra pictures written when training ends (e.g. a truncation strip); returns their paths."""
+        return []
+
     def optimizer_ratios(self, cfg) -> dict[str, float]:
         """Per-network ratio r for lazy regularization: Adam runs with lr * r and betas ** r."""
         return {}

@@ -62,8 +62,8 @@ class MinibatchStd(nn.Module):
     ``group_size`` samples, averaged over features and pixels, appended as ``num_channels`` maps.
 
     Args:
-        group_size: samples per group (4 in StyleGAN/StyleGAN2); the batch must be divisible by
-            min(group_size, batch).
+        group_size: samples per group (4 in StyleGAN/StyleGAN2); a batch it does not divide uses
+            the largest group size below it that does (training batches are multiples of it).
         num_channels: how many channel groups get their own statistic (1 in the papers).
     """
 
@@ -74,9 +74,8 @@ class MinibatchStd(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N, C, H, W = x.shape
         G = min(self.group_size, N) if self.group_size else N
-        if N % G:
-            raise ValueError(f"minibatch std: batch {N} is not divisible by the group size {G}; "
-                             "use a batch that is a multiple of the group size")
+        while N % G:  # odd batches (evaluation): the largest group size that divides the batch
+            G -= 1
         F_ = self.num_channels
         y = x.reshape(G, -1, F_, C // F_, H, W)  # (G, n, F, c, H, W): sample i is in group i % n
         y = (y - y.mean(0)).square().mean(0)  # variance over the group

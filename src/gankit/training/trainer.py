@@ -342,6 +342,8 @@ class Trainer:
                    "checkpoint": str(ckpt.list_checkpoints(self.out)[-1])}
         if status == "done":
             summary["samples"] = str(self._sample_grid())
+            for path in self.family.final_samples(self.G_ema, self.out / "samples"):
+                summary.setdefault("pictures", []).append(str(path))
             if cfg.metrics and self.dataset.mode_metric:
                 from ..metrics.modes import evaluate_generator
 

@@ -98,4 +98,4 @@ def shapes(res: int = 64, n: int = 10_000, seed: int = 0, label: str = "shape") 
     data = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
     labels = torch.from_numpy(f[label].astype(np.int64))
     return TensorDataset(f"shapes-{res}-{n}-{seed}", data, labels, num_classes=len(names[label]),
-                         meta={"factors": f, "factor_names": names, "captions": captions, "label": label})
+                         mode_metric="shapes", meta={"factors": f, "factor_names": names, "captions": captions, "label": label})
