@@ -1,0 +1,202 @@
+"""StyleGAN2 speed on this machine: generation and training images/s, and peak memory.
+
+    python benchmarks/stylegan2_speed.py                      # gankit, all configs and resolutions
+    python benchmarks/stylegan2_speed.py --nvidia /path/to/stylegan2-ada-pytorch   # also NVIDIA's code
+    python benchmarks/stylegan2_speed.py --configs small --res 32 --profile        # operator table
+
+Configs: ``small`` (z = w = 128, channel_base 16384, channel_max 128, 2 mapping layers,
+conv_clamp 256, skip G, residual D, mbstd group 4) and ``paper256`` (StyleGAN2-ADA's paper256
+widths: z = w = 512, channel_base 16384, channel_max 512, 8 mapping layers). fp32, CPU threads
+as given (2 by default).
+
+* generation: mapping + synthesis, truncation 1, constant noise, eval mode, batch 8 and 32;
+* training: one iteration of all four phases with regularization amortized,
+  t(G main) + t(D main) + t(G path length) / 4 + t(D R1) / 16, each timed separately
+  (forward, backward and the Adam step), batch 8;
+* peak memory: the maximum RSS of a fresh process that ran only that config.
+
+NVIDIA's networks and loss (``training/networks.py``, ``training/loss.py``) run through the same
+harness when ``--nvidia`` points at a checkout; on CPU their custom ops fall back to their
+reference PyTorch code. Results go to ``benchmarks/results/stylegan2_speed.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+CONFIGS = {
+    "small": dict(z_dim=128, w_dim=128, channel_base=16384, channel_max=128, mapping_layers=2, conv_clamp=256.0),
+    "paper256": dict(z_dim=512, w_dim=512, channel_base=16384, channel_max=512, mapping_layers=8, conv_clamp=256.0),
+}
+
+
+def timeit(fn, min_time: float, min_reps: int = 2, warmup: int = 1) -> float:
+    """Seconds per call: warm-up calls, then repeat until ``min_time`` has passed (at least ``min_reps``)."""
+    for _ in range(warmup):
+        fn()
+    n, t0 = 0, time.perf_counter()
+    while n < min_reps or time.perf_counter() - t0 < min_time:
+        fn()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+# ----------------------------------------------------------------------------- gankit
+def gankit_setup(cfg: dict, res: int):
+    import gankit
+    from gankit.models.family import Step
+    from gankit.models.stylegan2 import style_phases, lazy_ratios
+
+    m = gankit.create("stylegan2", preset="config-f", resolution=res, channels=3, **cfg)
+    G, D = m.G, m.D
+
+    def generate(batch):
+        z = torch.randn(batch, G.z_dim)
+        with torch.no_grad():
+            G.eval()(z, noise_mode="const")
+        G.train()
+
+    ratios = lazy_ratios(m.config)
+    opt = {"G": torch.optim.Adam(G.parameters(), lr=0.002 * ratios["G"], betas=(0, 0.99 ** ratios["G"])),
+           "D": torch.optim.Adam(D.parameters(), lr=0.002 * ratios["D"], betas=(0, 0.99 ** ratios["D"]))}
+    phases = {p.name: p for p in style_phases(m.config, G, D)}
+    real = torch.randn(8, 3, res, res)
+
+    def phase(name):
+        p = phases[name]
+        mod, other = (G, D) if p.module == "G" else (D, G)
+        mod.requires_grad_(True)
+        other.requires_grad_(False)
+
+        def run():
+            out = p.loss(Step(G, D, real, None, 8, 0, torch.device("cpu")))
+            opt[p.module].zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt[p.module].step()
+        return run
+
+    return generate, {k: phase(k) for k in ("G", "Greg", "D", "Dreg")}, G
+
+
+# ----------------------------------------------------------------------------- NVIDIA
+def nvidia_setup(cfg: dict, res: int, path: str):
+    sys.path.insert(0, path)
+    import types
+    sys.modules.setdefault("requests", types.ModuleType("requests"))  # dnnlib imports it; nothing is downloaded
+    from training.loss import StyleGAN2Loss
+    from training.networks import Discriminator, Generator
+
+    G = Generator(z_dim=cfg["z_dim"], c_dim=0, w_dim=cfg["w_dim"], img_resolution=res, img_channels=3,
+                  mapping_kwargs=dict(num_layers=cfg["mapping_layers"]),
+                  synthesis_kwargs=dict(channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
+                                        num_fp16_res=0, conv_clamp=cfg["conv_clamp"]))
+    D = Discriminator(c_dim=0, img_resolution=res, img_channels=3, channel_base=cfg["channel_base"],
+                      channel_max=cfg["channel_max"], num_fp16_res=0, conv_clamp=cfg["conv_clamp"],
+                      epilogue_kwargs=dict(mbstd_group_size=4))
+
+    def generate(batch):
+        z = torch.randn(batch, G.z_dim)
+        with torch.no_grad():
+            G.eval()(z, torch.zeros(batch, 0), noise_mode="const")
+        G.train()
+
+    loss = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D, r1_gamma=10, style_mixing_prob=0.9,
+                         pl_weight=2)
+    opt = {"G": torch.optim.Adam(G.parameters(), lr=0.002 * 4 / 5, betas=(0, 0.99 ** (4 / 5))),
+           "D": torch.optim.Adam(D.parameters(), lr=0.002 * 16 / 17, betas=(0, 0.99 ** (16 / 17)))}
+    real = torch.randn(8, 3, res, res)
+    c0 = torch.zeros(8, 0)
+    table = {"G": ("Gmain", "G", 1), "Greg": ("Greg", "G", 4), "D": ("Dmain", "D", 1), "Dreg": ("Dreg", "D", 16)}
+
+    def phase(name):
+        nv_name, mod_name, gain = table[name]
+        mod, other = (G, D) if mod_name == "G" else (D, G)
+
+        def run():
+            mod.requires_grad_(True)
+            other.requires_grad_(False)
+            opt[mod_name].zero_grad(set_to_none=True)
+            loss.accumulate_gradients(nv_name, real, c0, torch.randn(8, G.z_dim), c0, sync=True, gain=gain)
+            opt[mod_name].step()
+        return run
+
+    return generate, {k: phase(k) for k in table}, G
+
+
+# ----------------------------------------------------------------------------- one measurement
+def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvidia: str | None,
+            profile: bool) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = CONFIGS[config]
+    generate, phases, G = (gankit_setup(cfg, res) if impl == "gankit" else nvidia_setup(cfg, res, nvidia))
+    out = {"impl": impl, "config": config, "res": res, "threads": threads,
+           "params_G": sum(p.numel() for p in G.parameters())}
+    for batch in (8, 32):
+        out[f"gen_img_s_b{batch}"] = batch / timeit(lambda: generate(batch), min_time)
+    t = {k: timeit(fn, min_time) for k, fn in phases.items()}
+    per_iter = t["G"] + t["D"] + t["Greg"] / 4 + t["Dreg"] / 16  # lazy intervals 4 and 16
+    out.update({f"t_{k}_s": v for k, v in t.items()})
+    out["train_img_s"] = 8 / per_iter
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as prof
+        with prof(activities=[ProfilerActivity.CPU]) as p:
+            for k in ("G", "D"):
+                phases[k]()
+        print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", default="small,paper256")
+    ap.add_argument("--res", default="32,64,128")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-time", type=float, default=3.0, help="seconds of timing per figure")
+    ap.add_argument("--nvidia", help="path of a stylegan2-ada-pytorch checkout to time beside gankit")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's operator table")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # impl:config:res, run in a fresh process
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stylegan2_speed.json"))
+    args = ap.parse_args()
+    if args.one:
+        impl, config, res = args.one.split(":")
+        print(json.dumps(measure(impl, config, int(res), args.threads, args.min_time, args.nvidia, args.profile)))
+        return
+    impls = ["gankit"] + (["nvidia"] if args.nvidia else [])
+    rows = []
+    for config in args.configs.split(","):
+        for res in map(int, args.res.split(",")):
+            for impl in impls:
+                cmd = [sys.executable, __file__, "--one", f"{impl}:{config}:{res}", "--threads", str(args.threads),
+                       "--min-time", str(args.min_time)] + (["--nvidia", args.nvidia] if args.nvidia else [])
+                if args.profile:
+                    cmd.append("--profile")
+                proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                if proc.returncode:
+                    print(proc.stderr[-2000:], file=sys.stderr)
+                    continue
+                lines = proc.stdout.strip().splitlines()
+                if args.profile:
+                    print("\n".join(lines[:-1]))
+                row = json.loads(lines[-1])
+                rows.append(row)
+                print(f"{impl:7s} {config:9s} {res:4d}px  gen b8 {row['gen_img_s_b8']:7.2f}  b32 {row['gen_img_s_b32']:7.2f}"
+                      f"  train {row['train_img_s']:6.2f} img/s  peak RSS {row['peak_rss_mb']:6.0f} MB", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "threads": args.threads, "cpu_count": os.cpu_count(),
+            "command": " ".join(["python"] + sys.argv)}
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
