@@ -65,18 +65,18 @@ def gankit_setup(cfg: dict, res: int):
         G.train()
 
     ratios = lazy_ratios(m.config)
-    opt = {"G": torch.optim.Adam(G.parameters(), lr=0.002 * ratios["G"], betas=(0, 0.99 ** ratios["G"])),
-           "D": torch.optim.Adam(D.parameters(), lr=0.002 * ratios["D"], betas=(0, 0.99 ** ratios["D"]))}
+    opt = {"G": torch.optim.Adam(G.parameters(), lr=0.002 * ratios["G"], betas=(0.0, 0.99 ** ratios["G"])),
+           "D": torch.optim.Adam(D.parameters(), lr=0.002 * ratios["D"], betas=(0.0, 0.99 ** ratios["D"]))}
     phases = {p.name: p for p in style_phases(m.config, G, D)}
     real = torch.randn(8, 3, res, res)
 
     def phase(name):
         p = phases[name]
         mod, other = (G, D) if p.module == "G" else (D, G)
-        mod.requires_grad_(True)
-        other.requires_grad_(False)
 
         def run():
+            mod.requires_grad_(True)
+            other.requires_grad_(False)
             out = p.loss(Step(G, D, real, None, 8, 0, torch.device("cpu")))
             opt[p.module].zero_grad(set_to_none=True)
             out["loss"].backward()
@@ -110,8 +110,8 @@ def nvidia_setup(cfg: dict, res: int, path: str):
 
     loss = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D, r1_gamma=10, style_mixing_prob=0.9,
                          pl_weight=2)
-    opt = {"G": torch.optim.Adam(G.parameters(), lr=0.002 * 4 / 5, betas=(0, 0.99 ** (4 / 5))),
-           "D": torch.optim.Adam(D.parameters(), lr=0.002 * 16 / 17, betas=(0, 0.99 ** (16 / 17)))}
+    opt = {"G": torch.optim.Adam(G.parameters(), lr=0.002 * 4 / 5, betas=(0.0, 0.99 ** (4 / 5))),
+           "D": torch.optim.Adam(D.parameters(), lr=0.002 * 16 / 17, betas=(0.0, 0.99 ** (16 / 17)))}
     real = torch.randn(8, 3, res, res)
     c0 = torch.zeros(8, 0)
     table = {"G": ("Gmain", "G", 1), "Greg": ("Greg", "G", 4), "D": ("Dmain", "D", 1), "Dreg": ("Dreg", "D", 16)}
@@ -191,10 +191,14 @@ def main():
                 rows.append(row)
                 print(f"{impl:7s} {config:9s} {res:4d}px  gen b8 {row['gen_img_s_b8']:7.2f}  b32 {row['gen_img_s_b32']:7.2f}"
                       f"  train {row['train_img_s']:6.2f} img/s  peak RSS {row['peak_rss_mb']:6.0f} MB", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    if out.exists():  # keep earlier rows of other (impl, config, res) combinations
+        done = {(r["impl"], r["config"], r["res"]) for r in rows}
+        rows = [r for r in json.loads(out.read_text())["rows"] if (r["impl"], r["config"], r["res"]) not in done] + rows
+    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"torch": torch.__version__, "threads": args.threads, "cpu_count": os.cpu_count(),
             "command": " ".join(["python"] + sys.argv)}
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
 
 
