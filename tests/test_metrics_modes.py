@@ -50,4 +50,17 @@ def test_stacked_digits_protocol():
 
 
 def test_metric_registry():
-    assert {"modes-2d", "modes-digits", "modes-stacked-digits"} <= set(gankit.metrics.list_metrics())
+    assert {"modes-2d", "modes-digits", "modes-stacked-digits", "modes-shapes"} <= set(gankit.metrics.list_metrics())
+
+
+def test_shapes_classifier_and_metric():
+    from gankit.metrics.modes import shapes_classifier, shapes_held_out_accuracy, shapes_modes
+
+    acc = shapes_held_out_accuracy(shapes_classifier())  # 2,000 shapes not seen in training
+    assert acc["shape"] >= 0.95 and acc["colour"] >= 0.99
+    for res in (32, 64):  # the generator's resolution does not matter (resized to 32 px)
+        ds = gankit.open_dataset(f"builtin:shapes?res={res}&n=1000&seed=7")
+        real = shapes_modes(ds.get_batch(torch.arange(len(ds)))[0])
+        assert real["recognised_share"] > 0.8 and real["pairs_covered"] == 24, real  # 0.87 at 32 and 64 px
+    noise = shapes_modes(torch.rand(1000, 3, 32, 32) * 2 - 1)
+    assert noise["recognised_share"] < 0.05, noise

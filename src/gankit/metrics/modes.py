@@ -154,9 +154,11 @@ SHAPES_WEIGHTS = Path(__file__).parent / "weights" / "shapes_classifier.safetens
 
 class ShapesClassifier(nn.Module):
     """A small CNN for built-in ``shapes`` images (RGB in [-1, 1], resized to 32 px) with two heads:
-    shape (4 classes) and colour (6 classes)."""
+    shape (4 classes + "none") and colour (6 classes + "none"). The "none" class is trained on
+    noise, smooth noise, empty backgrounds and blends of two images, so that garbage is not
+    confidently called a shape."""
 
-    num_shapes, num_colours = 4, 6
+    num_shapes, num_colours = 5, 7  # the last class of each head is "none"
 
     def __init__(self):
         super().__init__()
@@ -184,10 +186,30 @@ def _shapes_tensors(n: int, seed: int):
     return x, torch.from_numpy(f["shape"]).long(), torch.from_numpy(f["colour"]).long()
 
 
+def _negatives(x: torch.Tensor) -> torch.Tensor:
+    """Images that show no single clean shape: uniform noise, smooth noise, backgrounds, blends."""
+    n = len(x) // 4
+    from ..data.builtin.shapes import BACKGROUNDS
+
+    bg = torch.tensor(list(BACKGROUNDS.values()), dtype=torch.float32).div(127.5).sub(1)
+    uniform = torch.rand(n, 3, 32, 32) * 2 - 1
+    smooth = F.interpolate(torch.rand(n, 3, 4, 4) * 2 - 1, size=32, mode="bilinear", align_corners=False)
+    empty = bg[torch.randint(0, len(bg), (n,))].view(n, 3, 1, 1).expand(n, 3, 32, 32) + 0.05 * torch.randn(n, 3, 32, 32)
+    i, j = torch.randint(0, len(x), (2, n))
+    blend = 0.5 * (x[i] + x[j])
+    return torch.cat([uniform, smooth, empty, blend]).clamp(-1, 1)
+
+
 def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000) -> tuple[ShapesClassifier, dict]:
-    """Trains on ``n`` shapes (seed 1000) and reports accuracy on 2,000 held-out ones (seed 2000)."""
+    """Trains on ``n`` shapes (seed 1000) plus n/4 "none" images and reports accuracy on 2,000
+    held-out shapes (seed 2000)."""
     torch.manual_seed(seed)
     x, ys, yc = _shapes_tensors(n, 1000)
+    neg = _negatives(x)
+    x = torch.cat([x, neg])
+    ys = torch.cat([ys, torch.full((len(neg),), ShapesClassifier.num_shapes - 1)])
+    yc = torch.cat([yc, torch.full((len(neg),), ShapesClassifier.num_colours - 1)])
+    n = len(x)
     model = ShapesClassifier()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(epochs):
@@ -228,11 +250,12 @@ def shapes_modes(images: torch.Tensor, threshold: float = 0.9, batch: int = 500)
     ps, pc = zip(*(model(x.float().cpu()) for x in images.split(batch)))
     ps, pc = F.softmax(torch.cat(ps), 1), F.softmax(torch.cat(pc), 1)
     (cs, s), (cc, c) = ps.max(1), pc.max(1)
-    ok = (cs >= threshold) & (cc >= threshold)
-    pairs = torch.bincount(s[ok] * model.num_colours + c[ok], minlength=model.num_shapes * model.num_colours)
+    n_s, n_c = model.num_shapes - 1, model.num_colours - 1  # without "none"
+    ok = (cs >= threshold) & (cc >= threshold) & (s < n_s) & (c < n_c)
+    pairs = torch.bincount(s[ok] * n_c + c[ok], minlength=n_s * n_c)
     return {"recognised_share": float(ok.float().mean()),
-            "shapes_covered": int((pairs.view(model.num_shapes, -1).sum(1) > 0).sum()),
-            "colours_covered": int((pairs.view(model.num_shapes, -1).sum(0) > 0).sum()),
+            "shapes_covered": int((pairs.view(n_s, n_c).sum(1) > 0).sum()),
+            "colours_covered": int((pairs.view(n_s, n_c).sum(0) > 0).sum()),
             "pairs_covered": int((pairs > 0).sum()), "num_pairs": len(pairs), "per_pair": pairs.tolist(),
             "num_samples": len(images), "threshold": threshold}
 
