@@ -82,8 +82,10 @@ def test_generate_is_deterministic_per_seed(tmp_path):
 def test_models_and_help(tmp_path):
     p = run_cli("models")
     assert p.returncode == 0
-    for fam in ("gan", "dcgan", "wgan", "wgan-gp"):
+    for fam in ("gan", "dcgan", "wgan", "wgan-gp", "stylegan", "stylegan2"):
         assert fam in p.stdout
+    p = run_cli("models", "stylegan2")
+    assert p.returncode == 0 and "config-e" in p.stdout and "no growing" in p.stdout
     h = run_cli("train", "wgan-gp", "--help")
     assert h.returncode == 0 and "--model.gp-lambda" in h.stdout and "--train.n-critic" in h.stdout
     assert "(default: 10.0)" in h.stdout

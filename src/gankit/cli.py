@@ -166,13 +166,20 @@ def cmd_generate(argv: list[str]) -> int:
 
 
 def cmd_models(argv: list[str]) -> int:
-    Parser(prog="gankit models", description="List families and their presets.").parse_args(argv)
+    p = Parser(prog="gankit models", description="List families and their presets.",
+               epilog="examples:\n  gankit models\n  gankit models stylegan2     # each preset with its description",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("family", nargs="?", help="show this family's presets with their descriptions")
+    args = p.parse_args(argv)
     from .api import get_family, list_models
 
-    for name in list_models():
+    for name in ([args.family] if args.family else list_models()):
         fam = get_family(name)
         print(f"{name:10s} {fam.paper}")
         print(f"{'':10s} presets: {', '.join(sorted(fam.presets)) or '-'}; data: {', '.join(fam.data_kinds)}")
+        if args.family:
+            for preset, body in sorted(fam.presets.items()):
+                print(f"  {preset:12s} {body.get('doc', '')}")
     return 0
 
 
