@@ -33,6 +33,13 @@ def test_paper256_parameter_counts_equal_nvidia():
     assert n_params(m.D) == 24_001_089
 
 
+def test_conditional_parameter_counts_equal_nvidia():
+    # stylegan2-ada-pytorch, channel_base 32768, c_dim 10 (label embedding + projection D), 64 px
+    m = gankit.create("stylegan2", preset="config-f", resolution=64, conditional=True, c_dim=10)
+    assert n_params(m.G) == 27_300_376
+    assert n_params(m.D) == 28_857_856
+
+
 # ----------------------------------------------------------------------------- building blocks
 def upfirdn2d_reference(x, taps, up, down, pad, gain):
     """Direct float64 definition: zero insertion, padding, 2-D convolution, decimation."""
