@@ -32,9 +32,7 @@ from ..errors import ConfigError
 from ..nn import AdaIN, EqualConv2d, EqualLinear, NoiseInput, bias_act, pixel_norm
 from ..nn.resample import setup_filter, upsample2d
 from ..registry import register
-from .family import Family
-from .stylegan2 import (Discriminator, Generator, channel_widths, check_style_config, lazy_ratios, style_phases,
-                        truncation_samples)
+from .stylegan2 import Discriminator, Generator, StyleFamily, channel_widths, check_style_config
 
 
 @dataclass
@@ -158,7 +156,7 @@ _BASELINE = {"mapping_layers": 0, "use_styles": False, "const_input": False, "us
 
 
 @register("stylegan")
-class StyleGAN(Family):
+class StyleGAN(StyleFamily):
     Config = StyleGANConfig
     paper = "Karras et al. 2019, A Style-Based Generator Architecture for Generative Adversarial Networks"
     train_defaults = {"optimizer": "adam", "g_lr": 0.001, "d_lr": 0.001, "betas": (0.0, 0.99), "eps": 1e-8,
@@ -182,15 +180,6 @@ class StyleGAN(Family):
                        "doc": "builtin:digits at its native 8 px on 2 CPU cores: 64 channels, 32-d latents"},
     }
 
-    def data_fields(self, info):
-        return {**super().data_fields(info), "c_dim": info.num_classes or 0}
-
-    def fit_to_data(self, cfg, info, user_overrides):
-        cfg = super().fit_to_data(cfg, info, user_overrides)
-        if not cfg.conditional:
-            cfg.c_dim = 0
-        return cfg
-
     def validate(self, cfg: StyleGANConfig) -> None:
         check_style_config("stylegan", cfg)
         if cfg.g_architecture == "resnet":
@@ -211,12 +200,3 @@ class StyleGAN(Family):
         D = Discriminator(c_dim, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.channel_base, cfg.channel_max,
                           cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter)
         return G, D
-
-    def phases(self, cfg: StyleGANConfig, G, D, train):
-        return style_phases(cfg, G, D)
-
-    def optimizer_ratios(self, cfg: StyleGANConfig) -> dict[str, float]:
-        return lazy_ratios(cfg)
-
-    def final_samples(self, G, out_dir) -> list:
-        return truncation_samples(G, out_dir)

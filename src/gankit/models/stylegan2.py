@@ -186,7 +186,9 @@ class SynthesisNetwork(nn.Module):
         if ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"synthesis expects ws of shape (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
         if fused is None:
-            fused = False  # measured faster on CPU for every batch size (benchmarks/stylegan2_speed.py)
+            # unfused was faster or equal on 2 CPU cores in 8 of 9 cases measured (128 and 512 channels,
+            # batch 1, 8, 32; 2.9x at 512 channels, batch 8); fused won only at 128 channels, 32 px, batch 8
+            fused = False
         x = img = None
         i = 0
         for res in self.block_resolutions:
@@ -441,6 +443,29 @@ def check_style_config(name: str, cfg) -> None:
             raise ConfigError(f"--model.{field.replace('_', '-')} must be >= 1")
 
 
+class StyleFamily(Family):
+    """What the StyleGAN families share: class labels from the data when conditional, the style
+    recipe (:func:`style_phases`), the lazy Adam correction and a truncation strip at the end."""
+
+    def data_fields(self, info):
+        return {**super().data_fields(info), "c_dim": info.num_classes or 0}
+
+    def fit_to_data(self, cfg, info, user_overrides):
+        cfg = super().fit_to_data(cfg, info, user_overrides)
+        if not cfg.conditional:
+            cfg.c_dim = 0
+        return cfg
+
+    def phases(self, cfg, G, D, train):
+        return style_phases(cfg, G, D)
+
+    def optimizer_ratios(self, cfg) -> dict[str, float]:
+        return lazy_ratios(cfg)
+
+    def final_samples(self, G, out_dir) -> list:
+        return truncation_samples(G, out_dir)
+
+
 STYLEGAN2_TRAIN = {"optimizer": "adam", "g_lr": 0.002, "d_lr": 0.002, "betas": (0.0, 0.99), "eps": 1e-8,
                    "batch_size": 32, "ema_kimg": 10.0, "kimg": 25000.0}
 
@@ -451,7 +476,7 @@ _GROWING_NOTE = "trained with progressive growing in the paper; gankit has no gr
 
 
 @register("stylegan2")
-class StyleGAN2(Family):
+class StyleGAN2(StyleFamily):
     Config = StyleGAN2Config
     paper = "Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN"
     train_defaults = STYLEGAN2_TRAIN
@@ -495,17 +520,6 @@ class StyleGAN2(Family):
                    "doc": "64 px, 128 channels at most, 128-d latents, 2 mapping layers"},
     }
 
-    def data_fields(self, info):
-        out = super().data_fields(info)
-        out["c_dim"] = info.num_classes or 0
-        return out
-
-    def fit_to_data(self, cfg, info, user_overrides):
-        cfg = super().fit_to_data(cfg, info, user_overrides)
-        if not cfg.conditional:
-            cfg.c_dim = 0
-        return cfg
-
     def validate(self, cfg: StyleGAN2Config) -> None:
         check_style_config("stylegan2", cfg)
 
@@ -521,12 +535,3 @@ class StyleGAN2(Family):
         D = Discriminator(c_dim, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.channel_base, cfg.channel_max,
                           cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp)
         return G, D
-
-    def phases(self, cfg: StyleGAN2Config, G, D, train):
-        return style_phases(cfg, G, D)
-
-    def optimizer_ratios(self, cfg: StyleGAN2Config) -> dict[str, float]:
-        return lazy_ratios(cfg)
-
-    def final_samples(self, G, out_dir) -> list:
-        return truncation_samples(G, out_dir)
