@@ -55,10 +55,10 @@ class _NoiseDraw:
 def path_length_samples(G, distance, space: str, sampling: str, batch: int, generator: torch.Generator,
                         epsilon: float = 1e-4, labels=None) -> torch.Tensor:
     """One batch of d(g(t), g(t + eps)) / eps^2 for a G with ``mapping`` and ``synthesis``."""
-    dev = next(G.parameters()).device
+    p = next(G.parameters())
     t = torch.rand(batch, generator=generator) * (1.0 if sampling == "full" else 0.0)
     z0, z1 = torch.randn(2 * batch, G.z_dim, generator=generator).chunk(2)
-    t, z0, z1 = t.to(dev), z0.to(dev), z1.to(dev)
+    t, z0, z1 = (v.to(p.device, p.dtype) for v in (t, z0, z1))
     c = labels(batch) if labels is not None else None
     cc = torch.cat([c, c]) if c is not None else None
     if space == "w":
