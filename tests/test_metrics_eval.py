@@ -332,3 +332,27 @@ def test_eval_cli(tmp_path):
     bad = run_cli("eval", run, "--metrics", "fid", "--extractor", "inception", "--inception-weights",
                   tmp_path / "nope.pth")
     assert bad.returncode == 2 and "nope.pth" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_trainer_logs_eval_metrics_without_changing_the_run(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from gankit.training.trainer import Trainer
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+
+    def run(out, **extra):
+        t = Trainer("stylegan2", "builtin:digits", out, preset="cpu-digits", progress=False,
+                    overrides={"train": {"kimg": 0.256, "batch_size": 16, "snapshot_kimg": 1, "sample_kimg": 1,
+                                         "tensorboard": False, "metrics": False, **extra}})
+        return t.run()
+
+    s = run(tmp_path / "a", eval_metrics="fid,kid", eval_kimg=0.064, eval_num_gen=64, eval_extractor="digits")
+    recs = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in recs if "eval/fd-digits" in r]
+    assert len(evals) == 4 and all(r["eval/fd-digits"] > 0 and "eval/kd-digits" in r for r in evals)
+    assert s["eval"]["eval/fd-digits"] == evals[-1]["eval/fd-digits"]
+    run(tmp_path / "b")
+    wa, wb = (load_file(str(sorted((tmp_path / r / "checkpoints").iterdir())[-1] / "model.safetensors"))
+              for r in "ab")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # evaluating did not disturb training

@@ -31,3 +31,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     tensorboard: bool = True
     metrics: bool = True  # mode metrics at the end when the data has them
+    eval_metrics: str = ""  # gankit eval metrics to log during training, e.g. "fid,kid" or "fid,ppl-w"
+    eval_kimg: float = 0.0  # interval of eval_metrics in kimg (0: only at the end)
+    eval_num_gen: int = 5000  # generated images (and PPL pairs) per evaluation
+    eval_extractor: str = "auto"  # feature extractor of eval_metrics (see gankit eval --help)

@@ -199,6 +199,19 @@ class Trainer:
         return ckpt.save_checkpoint(self.out, self.cur_nimg, tensors, state, self.config, keep=self.cfg.keep)
 
     @torch.no_grad()
+    def _evaluate(self) -> dict:
+        """``cfg.eval_metrics`` of G_ema as a log record; the global RNG streams are left untouched, so
+        evaluating never changes the training run (exact resume holds)."""
+        from ..metrics.evaluate import evaluate
+
+        cfg = self.cfg
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            res = evaluate(self.G_ema, cfg.eval_metrics, data=self.dataset, num_gen=cfg.eval_num_gen,
+                           extractor=cfg.eval_extractor, device=self.device)
+        return {"kimg": self.cur_nimg / 1000, "iteration": self.iteration,
+                **{f"eval/{k}": v for k, v in res.items() if isinstance(v, float)}}
+
     def _sample_grid(self) -> Path:
         samples = torch.cat([self.G_ema(z) for z in self.grid_z.split(64)])
         path = self.out / "samples" / f"fakes{self.cur_nimg // 1000:06d}.png"
@@ -307,6 +320,7 @@ class Trainer:
         last_save = self.cur_nimg if self.resume_from is not None else -1
         status = "done"
         n_log, n_sample, n_snap = (max(1, int(k * 1000)) for k in (cfg.log_kimg, cfg.sample_kimg, cfg.snapshot_kimg))
+        n_eval = max(1, int(cfg.eval_kimg * 1000)) if cfg.eval_metrics and cfg.eval_kimg > 0 else 0
         try:
             while self.cur_nimg < total:
                 if stop["flag"]:
@@ -333,6 +347,8 @@ class Trainer:
                 if crossed(n_snap):
                     self._save()
                     last_save = self.cur_nimg
+                if n_eval and crossed(n_eval) and self.cur_nimg < total:
+                    logger.log(self._evaluate(), self.iteration)
         finally:
             signal.signal(signal.SIGINT, old_handler)
             bar.close()
@@ -342,6 +358,10 @@ class Trainer:
                    "checkpoint": str(ckpt.list_checkpoints(self.out)[-1])}
         if status == "done":
             summary["samples"] = str(self._sample_grid())
+            if cfg.eval_metrics:
+                rec = self._evaluate()
+                logger.log(rec, self.iteration)
+                summary["eval"] = {k: v for k, v in rec.items() if k.startswith("eval/")}
             for path in self.family.final_samples(self.G_ema, self.out / "samples"):
                 summary.setdefault("pictures", []).append(str(path))
             if cfg.metrics and self.dataset.mode_metric:
