@@ -112,6 +112,9 @@ def generate_images(G, n: int, batch: int, seed: int = 0, truncation_psi: float 
 
 
 def _check_resolution(G, ds):
+    if ds.info.kind != "image":
+        raise ConfigError(f"{ds.name}: fid, kid and pr compare images; this data is {ds.info.kind}s "
+                          f"(2D mixtures have the mode metric, written at the end of training)")
     gres = getattr(G, "img_resolution", None)
     if gres is not None and ds.info.kind == "image" and gres != ds.info.shape[-1]:
         raise ConfigError(f"the generator makes {gres} px images but the data is {ds.info.shape[-1]} px; "
@@ -179,7 +182,7 @@ def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None =
                 bar.update(len(img))
         timings["generated_s"] = time.perf_counter() - t0
         for m in feat_names:
-            results.update(metric_objs[m].compute())
+            results.update(_compute(metric_objs[m], m))
         results["extractor"] = extractor.name
     ppl_names = [m for m in names if m in PPL_METRICS]
     if ppl_names:
@@ -198,7 +201,7 @@ def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None =
                     obj.update(G, distance, b, g, _labels_fn(G, g))
                     bar.update(b)
             timings[f"{m}_s"] = time.perf_counter() - t0
-            results.update(obj.compute())
+            results.update(_compute(obj, m))
         results["ppl_distance"] = distance.name
     if "separability" in names:
         _need_mapping(G, "separability")
@@ -218,11 +221,18 @@ def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None =
                 img = G.synthesis(ws, noise_mode="random").clamp(-1, 1)
                 obj.update({"z": z, "w": ws[:, -1]}, clf(img))
                 bar.update(b)
-        results.update(obj.compute())
+        results.update(_compute(obj, "separability"))
         results["separability_attributes"] = clf.names
         timings["separability_s"] = time.perf_counter() - t0
     results["timings"] = {k: round(v, 2) for k, v in timings.items()}
     return results
+
+
+def _compute(obj, name: str) -> dict:
+    try:
+        return obj.compute()
+    except ValueError as e:  # too few samples for the protocol
+        raise ConfigError(f"{name}: {e}; raise --num-gen (or --num-real)") from None
 
 
 def _need_mapping(G, what: str):

@@ -13,6 +13,8 @@ def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, floa
     """Mean and standard deviation of exp(mean KL(p(y|x) || p(y))) over ``splits`` consecutive parts."""
     logp = torch.log_softmax(logits.double(), 1)
     n = len(logp)
+    if n < splits:
+        raise ValueError(f"the Inception Score's {splits} splits need at least {splits} images, got {n}")
     scores = []
     for k in range(splits):
         part = logp[k * n // splits:(k + 1) * n // splits]
