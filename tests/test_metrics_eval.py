@@ -356,3 +356,20 @@ def test_trainer_logs_eval_metrics_without_changing_the_run(tmp_path, monkeypatc
     wa, wb = (load_file(str(sorted((tmp_path / r / "checkpoints").iterdir())[-1] / "model.safetensors"))
               for r in "ab")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)  # evaluating did not disturb training
+
+
+def test_streaming_update_with_images():
+    from gankit.data.builtin.shapes import shapes
+    from gankit.metrics.base import to_uint8
+    from gankit.metrics.features import build_extractor
+
+    ext = build_extractor("shapes")
+    real = shapes(res=32, n=64, seed=1).data
+    fake = torch.rand(64, 3, 32, 32) * 2 - 1  # floats in [-1, 1] are quantised as image files would be
+    m = FID(ext)
+    m.update(real[:32], real=True)
+    m.update(real[32:], real=True)
+    m.update(fake)
+    expect = fid_from_features(ext(real)["features"], ext(to_uint8(fake))["features"])
+    assert m.compute()["fd-shapes"] == pytest.approx(expect, rel=1e-6)
+    assert torch.equal(to_uint8(torch.tensor([-1.0, 0.0, 1.0])), torch.tensor([0, 128, 255], dtype=torch.uint8))
