@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 
 from gankit.metrics.features import EXTRACTORS
 from gankit.metrics.inception import INCEPTION_WEIGHTS, FIDInceptionV3
-from gankit.metrics.perceptual import LPIPS_WEIGHTS, VGG16_WEIGHTS, DISTANCES, VGG16Features, build_distance
+from gankit.metrics.perceptual import LPIPS, LPIPS_WEIGHTS, VGG16_WEIGHTS, VGG16Features, build_distance
 
 
 def _timed(fn, iters: int, warmup: int = 1) -> float:
@@ -32,27 +33,20 @@ def _timed(fn, iters: int, warmup: int = 1) -> float:
     return (time.perf_counter() - t0) / iters
 
 
-def extractor(name: str):
+def extractor(name: str, tmp: Path):
+    """The shipped code path; Inception with random weights (saved to a temporary file) when absent."""
     if name == "inception" and INCEPTION_WEIGHTS.find() is None:
-        from gankit.metrics.features import Extractor
-
-        ext = Extractor()
-        ext.net, ext.name = FIDInceptionV3(), "inception"
-        ext.forward = lambda x: ext.net(x)
-        return ext._freeze(), "random weights (file absent)"
+        torch.save(FIDInceptionV3().state_dict(), tmp / "inception.pth")
+        return EXTRACTORS.get(name)(tmp / "inception.pth", check_hash=False), "random weights (file absent)"
     return EXTRACTORS.get(name)(), "shipped or local weights"
 
 
-def distance(name: str):
+def distance(name: str, tmp: Path):
     if name == "lpips" and not (VGG16_WEIGHTS.find() and LPIPS_WEIGHTS.find()):
-        d = DISTANCES.get("pixel")()
-        d.vgg = VGG16Features().eval().requires_grad_(False)
-        lin = [torch.rand(c) for c in (64, 128, 256, 512, 512)]
-
-        from gankit.metrics.perceptual import layer_distance
-
-        d.forward = lambda a, b: layer_distance(d.vgg(a), d.vgg(b), lin)
-        return d, "random weights (files absent)"
+        torch.save(VGG16Features().state_dict(), tmp / "vgg16.pth")
+        torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate((64, 128, 256, 512, 512))},
+                   tmp / "vgg.pth")
+        return LPIPS(tmp / "vgg16.pth", tmp / "vgg.pth", check_hash=False), "random weights (files absent)"
     return build_distance(name), "shipped or local weights"
 
 
@@ -69,9 +63,10 @@ def main() -> None:
     x = torch.randint(0, 256, (args.batch, 3, args.res, args.res), dtype=torch.uint8)
     rows = []
     print(f"{'kind':10s} {'network':20s} {'res':>4s} {'batch':>5s} {'per s':>9s}  weights")
-    with torch.no_grad():
+    with torch.no_grad(), tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
         for name in EXTRACTORS.names():
-            ext, note = extractor(name)
+            ext, note = extractor(name, tmp)
             s = _timed(lambda: ext(x), args.iters)
             rows.append({"kind": "features", "network": name, "res": args.res, "batch": args.batch,
                          "images_per_s": round(args.batch / s, 2), "weights": note})
@@ -79,7 +74,7 @@ def main() -> None:
         a = x.float() / 127.5 - 1
         b = (a + 0.01 * torch.randn_like(a)).clamp(-1, 1)
         for name in ("lpips", "efficientnet-lite0", "shapes", "digits"):
-            d, note = distance(name)
+            d, note = distance(name, tmp)
             s = _timed(lambda: d(a, b), args.iters)
             rows.append({"kind": "distance", "network": name, "res": args.res, "batch": args.batch,
                          "pairs_per_s": round(args.batch / s, 2), "weights": note})

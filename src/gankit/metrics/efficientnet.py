@@ -45,18 +45,29 @@ def packaged_weights():
 
 class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow's "same" padding: total padding max((ceil(i/s) - 1) s + k - i, 0), the
-    extra pixel on the bottom/right."""
+    extra pixel on the bottom/right. Symmetric cases use the convolution's own padding (no copy)."""
 
     def forward(self, x):
         pads = []
         for i, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
             total = max((math.ceil(i / s) - 1) * s + k - i, 0)
             pads += [total // 2, total - total // 2]
-        return super().forward(F.pad(x, pads) if any(pads) else x)
+        if pads[0] == pads[1] and pads[2] == pads[3]:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), 1, self.groups)
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
 def _bn(c):
     return nn.BatchNorm2d(c, eps=1e-3)
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Module:
+    """Folds an eval-mode BatchNorm into the preceding convolution (w * s, b = beta - mean * s with
+    s = gamma / sqrt(var + eps)); returns the Identity that replaces the BatchNorm."""
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight = nn.Parameter((conv.weight * s.view(-1, 1, 1, 1)).detach())
+    conv.bias = nn.Parameter((bn.bias - bn.running_mean * s).detach())
+    return nn.Identity()
 
 
 class MBConv(nn.Module):
@@ -101,6 +112,23 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _bn(1280)
         self._fc = nn.Linear(1280, 1000)
 
+    @torch.no_grad()
+    def fuse_(self) -> "EfficientNetLite0":
+        """For frozen inference after loading: BatchNorm folded into the convolutions and channels-last
+        memory (measured 13 -> about 60 images/s at batch 8 on 2 cores; outputs within 1e-5 of the
+        unfused network, see benchmarks/eval_speed.py). The state dict no longer loads after this."""
+        self._bn0 = fold_batchnorm(self._conv_stem, self._bn0)
+        self._bn1 = fold_batchnorm(self._conv_head, self._bn1)
+        for b in self._blocks:
+            if hasattr(b, "_expand_conv"):
+                b._bn0 = fold_batchnorm(b._expand_conv, b._bn0)
+            b._bn1 = fold_batchnorm(b._depthwise_conv, b._bn1)
+            b._bn2 = fold_batchnorm(b._project_conv, b._bn2)
+        self.channels_last = True
+        return self.to(memory_format=torch.channels_last)
+
+    channels_last = False
+
     def preprocess(self, images: torch.Tensor, size: int | None = None) -> torch.Tensor:
         x = images.float()
         size = size or self.input_size
@@ -109,7 +137,8 @@ class EfficientNetLite0(nn.Module):
         if x.shape[2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > size)
-        return (x - 127) / 128
+        x = (x - 127) / 128
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps after the blocks in ``TAP_BLOCKS`` for preprocessed input ``x``."""

@@ -36,9 +36,18 @@ class Extractor(nn.Module):
     name = "extractor"
     tag = ""
     fingerprint = ""
+    #: images per internal forward pass: on CPU, small batches keep the large ImageNet-size
+    #: activations in cache (Inception 6.3 -> 8.2 images/s from 32 to 8, bit-identical)
+    chunk = 0
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _chunked(self, fn, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.chunk or len(images) <= self.chunk or images.is_cuda:
+            return fn(images)
+        outs = [fn(x) for x in images.split(self.chunk)]
+        return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
 
     def _freeze(self):
         self.eval().requires_grad_(False)
@@ -65,10 +74,11 @@ class InceptionExtractor(Extractor):
         self.net = FIDInceptionV3()
         load_into(self.net, load_state_dict(path, INCEPTION_WEIGHTS.what), path, INCEPTION_WEIGHTS.what)
         self.fingerprint = "inception-2015-12-05"
+        self.chunk = 8
         self._freeze()
 
     def forward(self, images):
-        return self.net(_rgb(images))
+        return self._chunked(self.net, _rgb(images))
 
 
 @EXTRACTORS.register("efficientnet-lite0")
@@ -82,11 +92,13 @@ class EffNetExtractor(Extractor):
         path = EFFNET_WEIGHTS.resolve(weights or EFFNET_WEIGHTS.find() or packaged_weights(), check_hash=check_hash)
         self.net = EfficientNetLite0()
         load_into(self.net, load_state_dict(path, EFFNET_WEIGHTS.what), path, EFFNET_WEIGHTS.what)
-        self.fingerprint = "efficientnet-lite0-57934424"
+        self.net.fuse_()
+        self.fingerprint = "efficientnet-lite0-57934424-fused"
+        self.chunk = 8
         self._freeze()
 
     def forward(self, images):
-        return self.net(_rgb(images))
+        return self._chunked(self.net, _rgb(images))
 
 
 def _unit(images: torch.Tensor) -> torch.Tensor:
