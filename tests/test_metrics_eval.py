@@ -304,7 +304,9 @@ def test_evaluate_all_metrics_and_cache(tmp_path):
     G = gankit.create("stylegan2", preset="cpu-shapes", resolution=8, channel_max=16).G
     ds = open_dataset("builtin:shapes?res=8&n=200")
     kw = dict(data=ds, num_gen=64, batch=32, extractor="shapes", distance="shapes", cache_path=tmp_path)
+    G.train()
     res = evaluate(G, "fid,kid,is,pr,ppl-w,ppl-z-end,separability", **kw)
+    assert G.training and all(p.requires_grad for p in G.parameters())  # the caller's G is left as it was
     for k in ("fd-shapes", "kd-shapes", "kd-shapes_std", "is-shapes", "precision-shapes", "recall-shapes",
               "ppl-w-shapes", "ppl-z-end-shapes", "separability-z", "separability-w"):
         assert np.isfinite(res[k]), k

@@ -136,16 +136,27 @@ def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None =
         distance: the PPL distance (:mod:`gankit.metrics.perceptual`), ``auto`` or an object.
         weights: local weight files: ``inception``, ``effnet``, ``vgg16``, ``lpips`` -> path.
     """
+    names = parse_metrics(metrics)
+    was_training, grads = G.training, [p.requires_grad for p in G.parameters()]
+    device = torch.device(device or next(G.parameters()).device)
+    G.eval().requires_grad_(False).to(device)
+    try:
+        return _evaluate(G, names, data, num_gen, num_real, batch, extractor, distance, attributes, seed,
+                         truncation_psi, cache, cache_path, device, progress, weights or {})
+    finally:  # the caller's generator is left as it was given (mode and requires_grad)
+        G.train(was_training)
+        for p, g in zip(G.parameters(), grads):
+            p.requires_grad_(g)
+
+
+def _evaluate(G, names, data, num_gen, num_real, batch, extractor, distance, attributes, seed, truncation_psi,
+              cache, cache_path, device, progress, weights) -> dict:
     from tqdm import tqdm
 
     from ..data import open_dataset
     from .features import build_extractor
     from .perceptual import build_distance
 
-    names = parse_metrics(metrics)
-    weights = weights or {}
-    device = torch.device(device or next(G.parameters()).device)
-    G = G.eval().requires_grad_(False).to(device)
     ds = open_dataset(data) if isinstance(data, str) else data
     results: dict = {"num_gen": num_gen}
     timings = {}
