@@ -8,7 +8,7 @@
 
 It trains three runs when they are missing (the exact commands are in ``RUNS`` and in the JSON):
 StyleGAN2 ``cpu-shapes`` with and without path length regularization, and StyleGAN (2019) with
-the same sizes and an 8-layer mapping network; then it evaluates PPL (full, Z and W; distances
+the same sizes, an 8-layer mapping network and the paper's lr 0.001 (R1 gamma 1); then it evaluates PPL (full, Z and W; distances
 from the shapes network and from EfficientNet-Lite0), separability (Z and W; the shapes
 classifier's 4 shape and 6 colour attributes), fd-shapes and the shapes mode metric. Writes
 ``benchmarks/results/repro_ppl_separability.json`` and ``docs/images/repro_ppl.png``.
@@ -27,7 +27,7 @@ import torch
 
 COMMON = ["--data", "builtin:shapes?res=32"]
 SG1 = ["--model.z-dim", "64", "--model.w-dim", "64", "--model.channel-base", "1024", "--model.channel-max", "128",
-       "--model.r1-gamma", "0.1", "--train.batch-size", "32", "--train.g-lr", "0.0025", "--train.d-lr", "0.0025",
+       "--model.r1-gamma", "1", "--train.batch-size", "32", "--train.g-lr", "0.001", "--train.d-lr", "0.001",
        "--train.ema-kimg", "2", "--train.ema-rampup", "0.05", "--train.kimg", "24", "--train.snapshot-kimg", "8",
        "--train.sample-kimg", "4"]
 RUNS = {  # name -> gankit train arguments (after --out)
@@ -50,7 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="runs/repro")
     ap.add_argument("--pairs", type=int, default=10000, help="PPL pairs with the shapes distance")
-    ap.add_argument("--effnet-pairs", type=int, default=2000, help="PPL pairs with the EfficientNet distance")
+    ap.add_argument("--effnet-pairs", type=int, default=1000, help="PPL pairs with the EfficientNet distance")
     ap.add_argument("--samples", type=int, default=20000, help="separability samples (the most confident half kept)")
     ap.add_argument("--fd-samples", type=int, default=10000)
     ap.add_argument("--out", default="benchmarks/results/repro_ppl_separability.json")

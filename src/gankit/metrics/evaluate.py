@@ -165,7 +165,7 @@ def _evaluate(G, names, data, num_gen, num_real, batch, extractor, distance, att
         if not isinstance(extractor, torch.nn.Module):
             ext_w = weights.get("inception") if extractor in ("auto", "inception") else weights.get("effnet")
             extractor = build_extractor(extractor, ext_w, device)
-        metric_objs = {m: METRICS.get(m)(extractor) for m in feat_names}
+        metric_objs = {m: METRICS.get(m)(extractor, **({"seed": seed} if m == "kid" else {})) for m in feat_names}
         need_real = [m for m in feat_names if metric_objs[m].needs_real]
         if need_real:
             if ds is None:
