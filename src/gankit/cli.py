@@ -130,27 +130,41 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+def _add_style_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi in [-1, 2] (StyleGAN families; default 1)")
+    p.add_argument("--class", dest="class_idx", type=int, help="class of a conditional generator")
+    p.add_argument("--noise", default="const", choices=["const", "random", "none"],
+                   help="noise inputs: the generator's fixed maps (default), a per-seed draw, or none")
+    p.add_argument("--device", help="cpu, cuda ... (default: cpu)")
+
+
+def _check_trunc(psi: float) -> None:
+    if not -1.0 <= psi <= 2.0:
+        raise ConfigError(f"--trunc {psi}: use a value in [-1, 2] (1 = no truncation, 0 = the average w)")
+
+
 def cmd_generate(argv: list[str]) -> int:
-    p = Parser(prog="gankit generate", description="Generate samples from a trained run.",
-                                epilog="example:\n  gankit generate runs/digits --seeds 0-63 --out grid.png\n"
-                                       "  gankit generate runs/digits --seeds 1,5,9 --out samples/",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="gankit generate", description="Generate images from a trained run, one per seed "
+               "(the same seed gives the same image on every device).",
+               epilog="examples:\n  gankit generate runs/digits --seeds 0-63 --out grid.png\n"
+                      "  gankit generate runs/quickstart --seeds 1,5,9 --trunc 0.7 --out samples/\n"
+                      "  gankit generate runs/cond --seeds 0-15 --class 3 --noise random --out c3.png",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="run directory or checkpoint folder")
     p.add_argument("--seeds", default="0-63", help="seeds, e.g. 0-63 or 1,5,9 (one sample per seed)")
     p.add_argument("--out", required=True, help="a .png for one grid, or a folder for one PNG per seed")
+    _add_style_options(p)
     args = p.parse_args(argv)
-    import torch
+    _check_trunc(args.trunc)
+    from pathlib import Path
 
     from .api import load
+    from .tools.generate import generate
     from .visual import image_grid, save_samples
 
     seeds = parse_seeds(args.seeds)
-    G = load(args.run)
-    z = torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
-    with torch.no_grad():
-        x = torch.cat([G(b) for b in z.split(256)])
-    from pathlib import Path
-
+    G = load(args.run).to(args.device or "cpu")
+    x = generate(G, seeds, args.trunc, args.class_idx, args.noise)
     out = Path(args.out)
     if out.suffix.lower() == ".png":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +175,40 @@ def cmd_generate(argv: list[str]) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for s, img in zip(seeds, x):
             image_grid(img[None], pad=0, min_cell=1).save(out / f"seed{s:04d}.png")
-    print(f"wrote {len(seeds)} samples to {out}")
+    print(f"wrote {out} ({len(seeds)} images)")
+    return 0
+
+
+def cmd_mix(argv: list[str]) -> int:
+    p = Parser(prog="gankit mix", description="The style-mixing figure (StyleGAN Figure 3): sources across, "
+               "destinations down; each cell is its row's image with the chosen layers' styles from its column.",
+               epilog="examples:\n  gankit mix runs/quickstart --rows 1-4 --cols 10-15 --styles coarse --out mix.png\n"
+                      "  gankit mix runs/faces --rows 0-5 --cols 6-11 --styles 0-3 --trunc 0.7 --out mix.png\n"
+                      "styles: coarse (ws 0-3, 4-8 px), middle (ws 4-7, 16-32 px), fine (ws 8+, 64 px and up),\n"
+                      "or index ranges such as 0-3 or 4,5.",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("--rows", required=True, help="destination seeds (down the left), e.g. 1-4")
+    p.add_argument("--cols", required=True, help="source seeds (across the top), e.g. 10-15")
+    p.add_argument("--styles", default="coarse", help="layers taken from the sources (default: coarse)")
+    p.add_argument("--out", required=True, help="output .png")
+    _add_style_options(p)
+    args = p.parse_args(argv)
+    _check_trunc(args.trunc)
+    from pathlib import Path
+
+    from .api import load
+    from .tools.mixing import grid_image, style_mix_grid
+
+    G = load(args.run).to(args.device or "cpu")
+    grid = style_mix_grid(G, parse_seeds(args.rows), parse_seeds(args.cols), args.styles, args.trunc,
+                          args.class_idx, args.noise)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {out}: give a .png path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid_image(grid).save(out)
+    print(f"wrote {out} ({grid.shape[0] - 1} x {grid.shape[1] - 1} mixes)")
     return 0
 
 
@@ -269,16 +316,17 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "models": cmd_models,
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix, "eval": cmd_eval, "models": cmd_models,
             "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,eval,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,mix,eval,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
-              "  generate  samples from a trained run\n"
+              "  generate  samples from a trained run, one per seed\n"
+              "  mix       the style-mixing figure of a StyleGAN run\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  models    families and presets\n"
               "  dataset   dataset tools (check)\n")

@@ -1,0 +1,79 @@
+"""The StyleGAN toolbox: generation by seed, style mixing, interpolation."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gankit
+from gankit.errors import ConfigError
+from gankit.tools import generate, style_mix_grid
+from gankit.tools.mixing import parse_styles
+
+from .conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.manual_seed(0)
+    G = gankit.create("stylegan2", preset="cpu-shapes", resolution=16, channel_max=32).G.eval()
+    for n, p in G.named_parameters():  # non-zero noise strengths, so the noise mode matters
+        if n.endswith("noise_strength"):
+            p.data.fill_(0.5)
+    return G
+
+
+def test_generate_is_deterministic_per_seed(G):
+    a = generate(G, [3, 4, 5])
+    b = generate(G, [5, 4])
+    assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[0])  # independent of the other seeds
+    assert torch.allclose(generate(G, [3, 4, 5], batch=3), a, atol=1e-4)  # batched: the same to rounding
+    r1, r2 = generate(G, [4, 5], noise_mode="random"), generate(G, [5, 4], noise_mode="random")
+    assert torch.equal(r1[0], r2[1])  # random noise is drawn per seed too
+    assert not torch.equal(r1[0], a[1])  # and differs from the constant noise
+    assert not torch.equal(generate(G, [4], noise_mode="none")[0], a[1])
+    t = generate(G, [4], truncation_psi=0.0)[0]
+    assert torch.allclose(t, generate(G, [9], truncation_psi=0.0)[0])  # psi 0: every seed gives the average
+    with pytest.raises(ConfigError, match="not conditional"):
+        generate(G, [0], class_idx=1)
+
+
+def test_style_mixing_grid_layout_and_copied_layers(G):
+    rows, cols = [1, 2], [7, 8, 9]
+    grid = style_mix_grid(G, rows, cols, "coarse")
+    assert grid.shape == (3, 4, 3, 16, 16)
+    assert torch.allclose(grid[0, 1:], generate(G, cols), atol=1e-4)  # sources across the top
+    assert torch.allclose(grid[1:, 0], generate(G, rows), atol=1e-4)  # destinations down the left
+    assert (grid[0, 0] == -1).all()
+    everything = style_mix_grid(G, rows, cols, f"0-{G.num_ws - 1}")
+    for i in range(2):  # all layers copied: each cell is its source
+        assert torch.allclose(everything[1 + i, 1:], everything[0, 1:], atol=1e-4)
+    # coarse only: the cell is the destination's ws with ws 0-3 from the source
+    z = torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in (2, 8)])
+    ws = G.mapping(z, None, update_w_avg=False)
+    mixed = ws[:1].clone()
+    mixed[:, :4] = ws[1:, :4]
+    assert torch.allclose(grid[2, 2], G.synthesis(mixed, noise_mode="const").clamp(-1, 1)[0], atol=1e-4)
+    assert not torch.allclose(grid[2, 2], grid[0, 2]) and not torch.allclose(grid[2, 2], grid[2, 0])
+    assert parse_styles("middle", G) == [4, 5] and parse_styles("0-1,5", G) == [0, 1, 5]
+    with pytest.raises(ConfigError, match="no fine layers"):
+        parse_styles("fine", G)
+
+
+def test_generate_and_mix_cli(tmp_path):
+    run = tmp_path / "run"
+    p = run_cli("train", "stylegan2", "--preset", "cpu-digits", "--data", "builtin:digits", "--out", run,
+                "--kimg", "0.032", "--train.batch-size", "8", "--train.snapshot-kimg", "1")
+    assert p.returncode == 0, p.stderr
+    for extra in ([], ["--trunc", "0.5", "--noise", "random"]):
+        assert run_cli("generate", run, "--seeds", "0-3", "--out", tmp_path / "a.png", *extra).returncode == 0
+        assert run_cli("generate", run, "--seeds", "0-3", "--out", tmp_path / "b.png", *extra).returncode == 0
+        assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    p = run_cli("mix", run, "--rows", "0-2", "--cols", "5-8", "--styles", "coarse", "--out", tmp_path / "m.png")
+    assert p.returncode == 0, p.stderr
+    img = np.asarray(Image.open(tmp_path / "m.png"))
+    assert img.shape[0] * 5 == img.shape[1] * 4  # 4 rows (sources + 3) by 5 columns of square cells
+    for args, msg in ((["--trunc", "5"], "[-1, 2]"), (["--class", "1"], "not conditional")):
+        bad = run_cli("generate", run, "--seeds", "0", "--out", tmp_path / "c.png", *args)
+        assert bad.returncode == 2 and msg in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("mix", run, "--rows", "0", "--cols", "1", "--styles", "9-12", "--out", tmp_path / "m.png")
+    assert bad.returncode == 2 and "ws 0.." in bad.stderr
