@@ -77,3 +77,51 @@ def test_generate_and_mix_cli(tmp_path):
         assert bad.returncode == 2 and msg in bad.stderr and "Traceback" not in bad.stderr
     bad = run_cli("mix", run, "--rows", "0", "--cols", "1", "--styles", "9-12", "--out", tmp_path / "m.png")
     assert bad.returncode == 2 and "ws 0.." in bad.stderr
+
+
+@pytest.mark.parametrize("space", ["z", "w"])
+def test_interpolation_endpoints_are_the_seeds_images(G, space):
+    from gankit.tools.interpolate import interpolation_ws, render
+
+    ws = interpolation_ws(G, [3, 11, 5], space, frames=4)
+    assert ws.shape[0] == 2 * 4 + 1
+    frames = render(G, ws)
+    ref = generate(G, [3, 11, 5])
+    for k, i in enumerate((0, 4, 8)):
+        assert torch.allclose(frames[i], ref[k], atol=1e-4)
+    assert not torch.allclose(frames[2], ref[0], atol=1e-2) and not torch.allclose(frames[2], ref[1], atol=1e-2)
+
+
+def test_video_gif_and_stochastic_variation(G, tmp_path):
+    import imageio.v2 as imageio
+
+    from gankit.tools.interpolate import (interpolation_ws, render, stochastic_variation, to_frames, write_gif,
+                                          write_video)
+
+    frames = to_frames(render(G, interpolation_ws(G, [0, 1], "w", frames=5)))
+    assert frames[0].shape == (256, 256, 3)  # 16 px enlarged to a codec-friendly size
+    write_video(frames, tmp_path / "v.mp4", fps=10)
+    with imageio.get_reader(str(tmp_path / "v.mp4")) as r:
+        read = [f for f in r]
+    assert len(read) == 6 and np.abs(read[0].astype(int) - frames[0]).mean() < 12  # lossy H.264, same picture
+    write_gif(frames, tmp_path / "v.gif", fps=10)
+    assert Image.open(tmp_path / "v.gif").n_frames == 6
+    imgs, std = stochastic_variation(G, 4, draws=6)
+    assert imgs.shape[0] == 6 and std.shape == (16, 16) and float(std.mean()) > 1e-3
+    quiet = gankit.create("stylegan2", preset="cpu-shapes", resolution=16, channel_max=32).G.eval()
+    for n, p in quiet.named_parameters():
+        if n.endswith("noise_strength"):
+            p.data.zero_()
+    assert float(stochastic_variation(quiet, 4, draws=4)[1].max()) == 0.0  # no noise, no variation
+
+
+def test_interpolate_cli(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "stylegan2", "--preset", "cpu-digits", "--data", "builtin:digits", "--out", run,
+                   "--kimg", "0.032", "--train.batch-size", "8").returncode == 0
+    p = run_cli("interpolate", run, "--seeds", "1,5", "--space", "z", "--frames", "3", "--out", tmp_path / "w.mp4")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "w.mp4").stat().st_size > 0 and Image.open(tmp_path / "w.gif").n_frames == 4
+    assert (tmp_path / "w-variation.png").exists()
+    bad = run_cli("interpolate", run, "--seeds", "1", "--out", tmp_path / "x.mp4")
+    assert bad.returncode == 2 and "two seeds" in bad.stderr

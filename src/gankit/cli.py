@@ -212,6 +212,50 @@ def cmd_mix(argv: list[str]) -> int:
     return 0
 
 
+def cmd_interpolate(argv: list[str]) -> int:
+    p = Parser(prog="gankit interpolate", description="An interpolation video through seeds (slerp in Z or lerp "
+               "in W), written as MP4 and GIF, and the stochastic-variation picture of the first seed "
+               "(one w, several noise draws, and their per-pixel standard deviation).",
+               epilog="examples:\n  gankit interpolate runs/quickstart --seeds 1,5,9 --space w --frames 30 "
+                      "--out walk.mp4\n  gankit interpolate runs/faces --seeds 0-7 --space z --trunc 0.7 --out z.mp4\n"
+                      "writes OUT (.mp4), OUT with .gif, and OUT with -variation.png",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("--seeds", required=True, help="seeds to pass through in order, e.g. 1,5,9")
+    p.add_argument("--space", default="w", choices=["z", "w"], help="slerp in Z or lerp in W (default: w)")
+    p.add_argument("--frames", type=int, default=30, help="frames from one seed to the next (default: 30)")
+    p.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
+    p.add_argument("--draws", type=int, default=8, help="noise draws in the variation picture (default: 8)")
+    p.add_argument("--out", required=True, help="output .mp4")
+    _add_style_options(p)
+    args = p.parse_args(argv)
+    _check_trunc(args.trunc)
+    from pathlib import Path
+
+    from .api import load
+    from .tools.generate import check_style_options
+    from .tools.interpolate import (interpolation_ws, render, stochastic_variation, to_frames, variation_figure,
+                                    write_gif, write_video)
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise ConfigError(f"--out {out}: give a .mp4 path (the GIF and the variation picture are written beside it)")
+    if args.fps < 1 or args.draws < 2:
+        raise ConfigError("--fps must be at least 1 and --draws at least 2")
+    G = load(args.run).to(args.device or "cpu")
+    check_style_options(G, args.trunc, args.noise)
+    seeds = parse_seeds(args.seeds)
+    ws = interpolation_ws(G, seeds, args.space, args.frames, args.trunc, args.class_idx)
+    frames = to_frames(render(G, ws, args.noise, progress=True))
+    write_video(frames, out, args.fps)
+    gif = write_gif(frames, out.with_suffix(".gif"), args.fps)
+    imgs, std = stochastic_variation(G, seeds[0], args.draws, args.trunc, args.class_idx)
+    var = out.with_name(out.stem + "-variation.png")
+    variation_figure(imgs, std).save(var)
+    print(f"wrote {out} and {gif} ({len(frames)} frames), {var}")
+    return 0
+
+
 def cmd_models(argv: list[str]) -> int:
     p = Parser(prog="gankit models", description="List families and their presets.",
                epilog="examples:\n  gankit models\n  gankit models stylegan2     # each preset with its description",
@@ -316,17 +360,19 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix, "eval": cmd_eval, "models": cmd_models,
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
+            "interpolate": cmd_interpolate, "eval": cmd_eval, "models": cmd_models,
             "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,mix,eval,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,mix,interpolate,eval,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
               "  generate  samples from a trained run, one per seed\n"
               "  mix       the style-mixing figure of a StyleGAN run\n"
+              "  interpolate  a latent walk video (MP4, GIF) and the stochastic-variation picture\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  models    families and presets\n"
               "  dataset   dataset tools (check)\n")
