@@ -256,6 +256,22 @@ def cmd_interpolate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_import(argv: list[str]) -> int:
+    p = Parser(prog="gankit import", description="Convert an NVIDIA stylegan2-ada-pytorch network pickle into a "
+               "gankit run (read as data only: no code from the pickle runs).",
+               epilog="example:\n  gankit import ffhq.pkl --out runs/ffhq\n  gankit generate runs/ffhq --seeds 0-7 "
+                      "--trunc 0.7 --out ffhq.png",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="an NVIDIA stylegan2-ada-pytorch .pkl")
+    p.add_argument("--out", required=True, help="run folder to create")
+    args = p.parse_args(argv)
+    from .tools.official_import import import_nvidia
+
+    ck = import_nvidia(args.source, args.out)
+    print(f"wrote {ck}")
+    return 0
+
+
 def cmd_models(argv: list[str]) -> int:
     p = Parser(prog="gankit models", description="List families and their presets.",
                epilog="examples:\n  gankit models\n  gankit models stylegan2     # each preset with its description",
@@ -361,18 +377,19 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
-            "interpolate": cmd_interpolate, "eval": cmd_eval, "models": cmd_models,
+            "interpolate": cmd_interpolate, "eval": cmd_eval, "import": cmd_import, "models": cmd_models,
             "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,mix,interpolate,eval,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,mix,interpolate,eval,import,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
               "  generate  samples from a trained run, one per seed\n"
               "  mix       the style-mixing figure of a StyleGAN run\n"
               "  interpolate  a latent walk video (MP4, GIF) and the stochastic-variation picture\n"
+              "  import    an NVIDIA stylegan2-ada-pytorch .pkl as a gankit run (no pickle code runs)\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  models    families and presets\n"
               "  dataset   dataset tools (check)\n")
