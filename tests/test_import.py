@@ -122,3 +122,6 @@ def test_import_refuses_a_pickle_that_runs_code(tmp_path):
     (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
     p = run_cli("import", tmp_path / "junk.pkl", "--out", tmp_path / "run2")
     assert p.returncode == 2 and "junk.pkl" in p.stderr
+    torch.save({"g_ema": {}}, tmp_path / "rosinality.pt")
+    p = run_cli("import", tmp_path / "rosinality.pt", "--out", tmp_path / "run3")
+    assert p.returncode == 2 and "not these yet" in p.stderr

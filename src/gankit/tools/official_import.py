@@ -112,6 +112,11 @@ def read_pickle(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; give an NVIDIA .pkl")
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: a torch.save archive (rosinality's stylegan2-pytorch .pt?); gankit imports "
+                              f"NVIDIA stylegan2-ada-pytorch .pkl files, not these yet")
     try:
         with open(path, "rb") as f:
             data = SafeUnpickler(f, str(path)).load()
