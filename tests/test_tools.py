@@ -125,3 +125,46 @@ def test_interpolate_cli(tmp_path):
     assert (tmp_path / "w-variation.png").exists()
     bad = run_cli("interpolate", run, "--seeds", "1", "--out", tmp_path / "x.mp4")
     assert bad.returncode == 2 and "two seeds" in bad.stderr
+
+
+def test_projection_of_a_generated_image_recovers_w():
+    """A small stand-in distance (pixels) keeps this quick; the optimiser, schedules and noise
+    handling are the ones the CLI uses."""
+    from gankit.metrics.perceptual import build_distance
+    from gankit.tools.project import noise_regularization, project, w_statistics
+
+    torch.manual_seed(0)
+    G = gankit.create("stylegan2", preset="cpu-shapes", resolution=16, channel_max=32).G.eval()
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        w_true = G.mapping(z, None, update_w_avg=False)
+        target = G.synthesis(w_true, noise_mode="const")
+    before = [b.clone() for n, b in G.named_buffers() if n.endswith("noise_const")]
+    res = project(G, target, build_distance("pixel"), steps=600, initial_noise_factor=0.0, w_samples=2000)
+    w_avg, _ = w_statistics(G, 2000)
+    assert res.distance < res.distances[0] * 1e-3  # from about 1 to near 0
+    assert (res.ws[0, 0] - w_true[0, 0]).norm() < 0.05 * (w_avg[0, 0] - w_true[0, 0]).norm()
+    assert res.ws.shape == (1, G.num_ws, G.w_dim) and torch.equal(res.ws[0, 0], res.ws[0, -1])  # one w for all
+    after = [b for n, b in G.named_buffers() if n.endswith("noise_const")]
+    assert all(torch.equal(a, b) and not b.requires_grad for a, b in zip(before, after))  # G is left as it was
+    # the noise regulariser is near 0 for white noise and large for a smooth map
+    smooth = torch.ones(16, 16)
+    assert float(noise_regularization([smooth])) > 1 and float(noise_regularization([torch.randn(16, 16)])) < 0.05
+
+
+def test_project_cli(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "stylegan2", "--preset", "cpu-digits", "--data", "builtin:digits", "--out", run,
+                   "--kimg", "0.032", "--train.batch-size", "8").returncode == 0
+    assert run_cli("generate", run, "--seeds", "3", "--out", tmp_path / "t").returncode == 0
+    p = run_cli("project", run, tmp_path / "t" / "seed0003.png", "--steps", "30", "--distance", "digits",
+                "--space", "w+", "--video", "--calibrate", "1", "--out", tmp_path / "proj")
+    assert p.returncode == 0, p.stderr
+    assert "generator" in p.stdout
+    data = np.load(tmp_path / "proj" / "projected_w.npz")
+    assert data["w"].shape[1] > 1 and data["distance"][-1] < data["distance"][0]
+    for f in ("projected.png", "target.png", "proj.mp4"):
+        assert (tmp_path / "proj" / f).exists()
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    bad = run_cli("project", run, tmp_path / "bad.png", "--out", tmp_path / "p2")
+    assert bad.returncode == 2 and "bad.png" in bad.stderr and "Traceback" not in bad.stderr

@@ -256,6 +256,70 @@ def cmd_interpolate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_project(argv: list[str]) -> int:
+    p = Parser(prog="gankit project", description="Project an image into a StyleGAN's latent space (StyleGAN2 "
+               "section 5): optimise w (or w+) and the noise maps; write the projection, the target, the latent "
+               "(.npz) and optionally a video of the optimisation.",
+               epilog="examples:\n  gankit project runs/quickstart photo.png --steps 1000 --out proj/\n"
+                      "  gankit project runs/faces face.png --space w+ --video --vgg16-weights vgg16-397923af.pth "
+                      "--lpips-weights vgg.pth --out proj/\n"
+                      "  gankit project runs/quickstart img.png --calibrate 4 --out proj/   # made by this generator?\n"
+                      "The distance is LPIPS-VGG16 when both its files are given (or found), else EfficientNet-Lite0.",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("image", help="the target image (centre-cropped and resized to the generator's resolution)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=1000, help="optimisation steps (default: 1000)")
+    p.add_argument("--space", default="w", choices=["w", "w+"], help="one w for all layers, or one per layer")
+    p.add_argument("--distance", default="auto", help="auto, lpips, efficientnet-lite0, shapes, digits, pixel")
+    p.add_argument("--video", action="store_true", help="also write proj.mp4: target and projection every 10 steps")
+    p.add_argument("--calibrate", type=int, default=0, metavar="K",
+                   help="also project K images the generator made and say whether the target looks like its own")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise maps and w noise (default: 0)")
+    p.add_argument("--vgg16-weights", metavar="PATH", help="torchvision vgg16-397923af.pth (or $GANKIT_VGG16_WEIGHTS)")
+    p.add_argument("--lpips-weights", metavar="PATH", help="LPIPS v0.1 vgg.pth (or $GANKIT_LPIPS_WEIGHTS)")
+    p.add_argument("--device", help="cpu, cuda ... (default: cpu)")
+    args = p.parse_args(argv)
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from .api import load
+    from .metrics.perceptual import build_distance
+    from .tools.project import attribution, load_target, own_image_distances, project
+    from .visual import image_grid
+
+    if args.calibrate < 0:
+        raise ConfigError("--calibrate must be 0 or more")
+    G = load(args.run).to(args.device or "cpu")
+    target = load_target(args.image, G)
+    distance = build_distance(args.distance, args.vgg16_weights, args.lpips_weights, device=args.device or "cpu")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    res = project(G, target, distance, args.steps, args.space, seed=args.seed, frame_every=10 if args.video else 0,
+                  progress=True)
+    seconds = time.perf_counter() - t0
+    image_grid(res.image, pad=0, min_cell=1).save(out / "projected.png")
+    image_grid(target, pad=0, min_cell=1).save(out / "target.png")
+    np.savez(out / "projected_w.npz", w=res.ws.numpy(), distance=np.array(res.distances), space=args.space,
+             distance_name=distance.name)
+    print(f"distance ({distance.name}) {res.distances[0]:.4g} -> {res.distance:.4g} in {args.steps} steps, {seconds:.1f} s")
+    if args.video:
+        from .tools.interpolate import to_frames, write_video
+
+        frames = to_frames(torch.cat([torch.cat([target.cpu(), f], dim=3) for f in res.frames + [res.image]]))
+        write_video(frames, out / "proj.mp4", fps=10)
+    if args.calibrate:
+        own = own_image_distances(G, distance, args.calibrate, args.steps, args.space, args.seed)
+        print(f"this generator's own images: {', '.join(f'{d:.4g}' for d in own)}")
+        print(attribution(res.distance, own))
+    print(f"wrote {out}/projected.png, target.png, projected_w.npz" + (", proj.mp4" if args.video else ""))
+    return 0
+
+
 def cmd_import(argv: list[str]) -> int:
     p = Parser(prog="gankit import", description="Convert an NVIDIA stylegan2-ada-pytorch network pickle into a "
                "gankit run (read as data only: no code from the pickle runs).",
@@ -377,18 +441,20 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
-            "interpolate": cmd_interpolate, "eval": cmd_eval, "import": cmd_import, "models": cmd_models,
+            "interpolate": cmd_interpolate, "eval": cmd_eval, "project": cmd_project,
+            "import": cmd_import, "models": cmd_models,
             "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,mix,interpolate,eval,import,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
               "  generate  samples from a trained run, one per seed\n"
               "  mix       the style-mixing figure of a StyleGAN run\n"
               "  interpolate  a latent walk video (MP4, GIF) and the stochastic-variation picture\n"
+              "  project   an image into a StyleGAN's latent space (w or w+)\n"
               "  import    an NVIDIA stylegan2-ada-pytorch .pkl as a gankit run (no pickle code runs)\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  models    families and presets\n"
