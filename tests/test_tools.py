@@ -168,3 +168,34 @@ def test_project_cli(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     bad = run_cli("project", run, tmp_path / "bad.png", "--out", tmp_path / "p2")
     assert bad.returncode == 2 and "bad.png" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_matches_pytorch(tmp_path, fmt):
+    from gankit.tools.export import export
+
+    torch.manual_seed(0)
+    G = gankit.create("stylegan2", preset="cpu-shapes", resolution=16, channel_max=32, conditional=True, c_dim=3).G
+    res = export(G, tmp_path / f"g.{fmt}", fmt, truncation_psi=0.7)
+    assert res["inputs"] == ["z", "c"] and res["max_abs_diff"] < 1e-4
+    z, c = torch.randn(3, G.z_dim), torch.eye(3)
+    with torch.no_grad():
+        ref = G.synthesis(G.mapping(z, c, truncation_psi=0.7, update_w_avg=False), noise_mode="const").clamp(-1, 1)
+    if fmt == "torchscript":
+        out = torch.jit.load(str(tmp_path / "g.torchscript"))(z, c)
+    else:
+        import onnxruntime as ort
+
+        s = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+        out = torch.from_numpy(s.run(None, {"z": z.numpy(), "c": c.numpy()})[0])
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_export_cli(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "dcgan", "--preset", "cpu-digits", "--data", "builtin:digits", "--out", run,
+                   "--kimg", "0.032", "--train.batch-size", "8").returncode == 0
+    p = run_cli("export", run, "--format", "torchscript", "--out", tmp_path / "g.pt")
+    assert p.returncode == 0 and "max |difference|" in p.stdout, p.stderr
+    bad = run_cli("export", run, "--trunc", "0.5", "--out", tmp_path / "g2.pt")
+    assert bad.returncode == 2 and "mapping network" in bad.stderr

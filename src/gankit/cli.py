@@ -320,6 +320,37 @@ def cmd_project(argv: list[str]) -> int:
     return 0
 
 
+def cmd_export(argv: list[str]) -> int:
+    p = Parser(prog="gankit export", description="Export a run's generator to run outside gankit: TorchScript or "
+               "ONNX, checked against PyTorch on fresh latents.",
+               epilog="examples:\n  gankit export runs/quickstart --format torchscript --out g.pt\n"
+                      "  gankit export runs/quickstart --format onnx --trunc 0.7 --out g.onnx\n"
+                      "The exported module maps z (N, z_dim) [and one-hot c] to images in [-1, 1]; psi and the "
+                      "noise mode are fixed at export.",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"])
+    p.add_argument("--out", required=True, help="output file (.pt for TorchScript, .onnx)")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi baked in (StyleGAN families; default 1)")
+    p.add_argument("--noise", default="const", choices=["const", "none"], help="noise mode baked in (default const)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference from PyTorch")
+    args = p.parse_args(argv)
+    _check_trunc(args.trunc)
+    from .api import load
+    from .tools.export import export
+    from .tools.generate import check_style_options
+
+    G = load(args.run)
+    check_style_options(G, args.trunc, args.noise)
+    res = export(G, args.out, args.format, args.trunc, args.noise)
+    print(f"wrote {res['path']} ({res['format']}, inputs {', '.join(res['inputs'])}); "
+          f"max |difference| from PyTorch on 5 new latents: {res['max_abs_diff']:.3g}")
+    if res["max_abs_diff"] > args.tolerance:
+        raise GankitError(f"the exported generator differs from PyTorch by {res['max_abs_diff']:.3g} "
+                          f"(more than --tolerance {args.tolerance})")
+    return 0
+
+
 def cmd_import(argv: list[str]) -> int:
     p = Parser(prog="gankit import", description="Convert an NVIDIA stylegan2-ada-pytorch network pickle into a "
                "gankit run (read as data only: no code from the pickle runs).",
@@ -442,20 +473,21 @@ def cmd_eval(argv: list[str]) -> int:
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
             "interpolate": cmd_interpolate, "eval": cmd_eval, "project": cmd_project,
-            "import": cmd_import, "models": cmd_models,
+            "import": cmd_import, "export": cmd_export, "models": cmd_models,
             "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,export,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
               "  generate  samples from a trained run, one per seed\n"
               "  mix       the style-mixing figure of a StyleGAN run\n"
               "  interpolate  a latent walk video (MP4, GIF) and the stochastic-variation picture\n"
               "  project   an image into a StyleGAN's latent space (w or w+)\n"
               "  import    an NVIDIA stylegan2-ada-pytorch .pkl as a gankit run (no pickle code runs)\n"
+              "  export    a generator as TorchScript or ONNX, checked against PyTorch\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  models    families and presets\n"
               "  dataset   dataset tools (check)\n")
