@@ -351,6 +351,25 @@ def cmd_export(argv: list[str]) -> int:
     return 0
 
 
+def cmd_demo(argv: list[str]) -> int:
+    p = Parser(prog="gankit demo", description="A web page for a StyleGAN run (Gradio): seed, truncation, class, "
+               "noise, style mixing and interpolation. Serves on 127.0.0.1 unless --host says otherwise.",
+               epilog="examples:\n  gankit demo runs/quickstart            # then open http://127.0.0.1:7860\n"
+                      "  gankit demo runs/faces --port 8080",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    args = p.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: use 1 to 65535")
+    from .app.demo import serve
+
+    print(f"serving {args.run} on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
+    serve(args.run, args.host, args.port)
+    return 0
+
+
 def cmd_import(argv: list[str]) -> int:
     p = Parser(prog="gankit import", description="Convert an NVIDIA stylegan2-ada-pytorch network pickle into a "
                "gankit run (read as data only: no code from the pickle runs).",
@@ -473,14 +492,14 @@ def cmd_eval(argv: list[str]) -> int:
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
             "interpolate": cmd_interpolate, "eval": cmd_eval, "project": cmd_project,
-            "import": cmd_import, "export": cmd_export, "models": cmd_models,
+            "import": cmd_import, "export": cmd_export, "demo": cmd_demo, "models": cmd_models,
             "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,export,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,export,demo,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
               "  generate  samples from a trained run, one per seed\n"
               "  mix       the style-mixing figure of a StyleGAN run\n"
@@ -488,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
               "  project   an image into a StyleGAN's latent space (w or w+)\n"
               "  import    an NVIDIA stylegan2-ada-pytorch .pkl as a gankit run (no pickle code runs)\n"
               "  export    a generator as TorchScript or ONNX, checked against PyTorch\n"
+              "  demo      a web page for a StyleGAN run (127.0.0.1 by default)\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  models    families and presets\n"
               "  dataset   dataset tools (check)\n")
