@@ -10,14 +10,13 @@ Inception and LPIPS run with random weights when their files are absent (noted i
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import write_results
 
 from gankit.metrics.features import EXTRACTORS
 from gankit.metrics.inception import INCEPTION_WEIGHTS, FIDInceptionV3
@@ -79,12 +78,7 @@ def main() -> None:
             rows.append({"kind": "distance", "network": name, "res": args.res, "batch": args.batch,
                          "pairs_per_s": round(args.batch / s, 2), "weights": note})
             print(f"{'distance':10s} {name:20s} {args.res:4d} {args.batch:5d} {args.batch / s:9.1f}  {note}", flush=True)
-    result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "threads": args.threads, "torch": torch.__version__, "python": platform.python_version()},
-              "results": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, rows, args.threads)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,10 @@ with each distance, and reports the time scaled to 1,000 steps. Writes
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import torch
+from common import write_results
 
 import gankit
 from gankit.metrics.perceptual import build_distance
@@ -43,11 +40,7 @@ def main() -> None:
         rows.append({"distance": name, "res": args.res, "steps": args.steps, "seconds": round(dt, 2),
                      "seconds_per_1000_steps": round(dt * 1000 / args.steps, 1)})
         print(f"{name:20s} {args.res:4d} {args.steps:6d} {dt:8.1f} {dt * 1000 / args.steps:13.1f}", flush=True)
-    result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "torch": torch.__version__}, "results": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,11 @@ prints images/s (real images shown to D per second). Writes JSON with the machin
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
-from pathlib import Path
 
-import torch
+from common import write_results
 
 from gankit.training.trainer import Trainer
 
@@ -62,12 +59,7 @@ def main() -> None:
                 r = measure(fam, preset, res, args.iters, args.warmup, args.threads)
                 rows.append(r)
                 print(f"{fam:8s} {str(preset):8s} {res:4d} {r['batch_size']:5d} {r['images_per_s']:8.1f}", flush=True)
-    result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "threads": args.threads, "torch": torch.__version__, "python": platform.python_version()},
-              "results": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, rows, args.threads)
 
 
 if __name__ == "__main__":
