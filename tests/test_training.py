@@ -187,3 +187,27 @@ def test_resume_without_data_extends_the_run(tmp_path):
     assert t.data_spec == "builtin:ring8?n=256"
     s2 = t.run()
     assert s["kimg"] < 0.6 <= s2["kimg"]
+
+
+def test_prune_never_leaves_a_half_deleted_checkpoint(tmp_path, monkeypatch):
+    """A kill during pruning (simulated by an rmtree that stops after one file) leaves no folder
+    under a checkpoint's name; the next prune removes the leftover."""
+    import shutil
+
+    real_rmtree = shutil.rmtree
+    for nimg in (1000, 2000, 3000):
+        ckpt.save_checkpoint(tmp_path, nimg, {"x": torch.zeros(1)}, {}, {}, keep=10)
+
+    def killed_rmtree(path, ignore_errors=False, **kw):
+        next(p for p in sorted(Path(path).iterdir())).unlink()
+        raise KeyboardInterrupt  # the process dies here
+
+    monkeypatch.setattr(ckpt.shutil, "rmtree", killed_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.prune(tmp_path, keep=2)
+    monkeypatch.setattr(ckpt.shutil, "rmtree", real_rmtree)
+    for c in ckpt.list_checkpoints(tmp_path):  # what is listed is complete
+        load_file(str(c / "model.safetensors"))
+    assert [c.name for c in ckpt.list_checkpoints(tmp_path)] == ["ckpt-000002000", "ckpt-000003000"]
+    ckpt.prune(tmp_path, keep=2)
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))

@@ -104,7 +104,11 @@ def prune(run_dir: str | Path, keep: int) -> None:
         shutil.rmtree(p, ignore_errors=True)
     ckpts = list_checkpoints(run_dir)
     for p in ckpts[:-keep] if keep > 0 else []:
-        shutil.rmtree(p, ignore_errors=True)
+        # rename first (atomic), then delete: a kill in the middle of rmtree must never leave a
+        # half-deleted folder under a checkpoint's name (the next prune removes the .tmp- leftover)
+        doomed = root / f".tmp-del-{p.name}"
+        os.rename(p, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def resolve(path: str | Path) -> Path:
