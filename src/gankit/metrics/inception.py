@@ -2,7 +2,7 @@
 written here in pure PyTorch with the parameter names of the ports that pytorch-fid,
 torch-fidelity and NVIDIA's metrics load (torchvision's Inception3 names, 1008 classes).
 
-It differs from torchvision's ImageNet Inception-v3 where the TF graph does: average pools do not
+Unlike torchvision's ImageNet Inception-v3, it follows the TF graph: average pools do not
 count padding, the last block max-pools, BatchNorm eps is 1e-3, and there are 1008 logits.
 Input: uint8 images, resized to 299x299 with TensorFlow 1.x's bilinear rule (no half-pixel
 offset, as in the original graph and torch-fidelity), then mapped to [-1, 1) by (x - 128) / 128.

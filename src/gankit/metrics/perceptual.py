@@ -76,11 +76,25 @@ class VGG16Features(nn.Module):
 
 
 class Distance(nn.Module):
+    """LPIPS eq. 1 over ``features(x)`` with ``heads()`` as channel weights (None: uniform), in
+    passes of ``chunk`` pairs when set."""
+
     name = "distance"
+    chunk = 0
 
     def _freeze(self):
         self.eval().requires_grad_(False)
         return self
+
+    def features(self, x) -> list[torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def heads(self):
+        return None
+
+    def forward(self, x0, x1):
+        pairs = zip(x0.split(self.chunk), x1.split(self.chunk)) if self.chunk else [(x0, x1)]
+        return torch.cat([layer_distance(self.features(a), self.features(b), self.heads()) for a, b in pairs])
 
 
 @DISTANCES.register("lpips")
@@ -119,9 +133,6 @@ class LPIPS(Distance):
             x = x.expand(-1, 3, -1, -1)
         return self.vgg((x - self.shift_) / self.scale_)
 
-    def forward(self, x0, x1):
-        return layer_distance(self.features(x0), self.features(x1), self.heads())
-
 
 @DISTANCES.register("efficientnet-lite0")
 class EffNetDistance(Distance):
@@ -140,10 +151,6 @@ class EffNetDistance(Distance):
 
     def features(self, x):
         return self.net.taps(self.net.preprocess((x + 1) * 127.5 if x.dtype != torch.uint8 else x))
-
-    def forward(self, x0, x1):
-        return torch.cat([layer_distance(self.features(a), self.features(b))
-                          for a, b in zip(x0.split(self.chunk), x1.split(self.chunk))])
 
 
 @DISTANCES.register("shapes")
@@ -173,9 +180,6 @@ class ShapesDistance(Distance):
                 break
         return out
 
-    def forward(self, x0, x1):
-        return layer_distance(self.features(x0), self.features(x1))
-
 
 @DISTANCES.register("digits")
 class DigitsDistance(Distance):
@@ -197,9 +201,6 @@ class DigitsDistance(Distance):
             x = F.adaptive_avg_pool2d(x, 8)
         h1 = self.net[1](self.net[0](x))
         return [h1, self.net[3](self.net[2](h1))]
-
-    def forward(self, x0, x1):
-        return layer_distance(self.features(x0), self.features(x1))
 
 
 @DISTANCES.register("pixel")
