@@ -1,5 +1,6 @@
-"""Import of NVIDIA stylegan2-ada-pytorch pickles: round trip through the foreign layout, refusal of
-pickles that would run code."""
+"""Import of NVIDIA stylegan2-ada-pytorch pickles and rosinality stylegan2-pytorch checkpoints: round
+trips through each foreign layout, refusal of files that would run code."""
+import argparse
 import collections
 import os
 import pickle
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 import gankit
-from gankit.tools.official_import import UnsafePickleError, import_nvidia
+from gankit.tools.official_import import UnsafePickleError, import_checkpoint, import_nvidia
 
 from .conftest import run_cli
 
@@ -122,6 +123,121 @@ def test_import_refuses_a_pickle_that_runs_code(tmp_path):
     (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
     p = run_cli("import", tmp_path / "junk.pkl", "--out", tmp_path / "run2")
     assert p.returncode == 2 and "junk.pkl" in p.stderr
-    torch.save({"g_ema": {}}, tmp_path / "rosinality.pt")
-    p = run_cli("import", tmp_path / "rosinality.pt", "--out", tmp_path / "run3")
-    assert p.returncode == 2 and "not these yet" in p.stderr
+    torch.save({"g_ema": {"input.input": torch.zeros(1, 8, 4, 4)}}, tmp_path / "partial.pt")
+    p = run_cli("import", tmp_path / "partial.pt", "--out", tmp_path / "run3")
+    assert p.returncode == 2 and "partial.pt" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_import_refuses_a_torch_archive_that_runs_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"g_ema": {"input.input": torch.zeros(1)}, "args": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(UnsafePickleError, match="system"):
+        import_checkpoint(tmp_path / "evil.pt", tmp_path / "run")
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def to_rosinality(G, D, style_dim):
+    """gankit G and D state as rosinality's stylegan2-pytorch ``Generator`` / ``Discriminator`` state
+    dicts, written from their module structure (model.py): ``style`` Sequential with PixelNorm at 0,
+    weights with a leading 1, FusedLeakyReLU biases, (1,) noise weights, noise buffers in ``noises``,
+    blur kernels, and ConvLayer Sequentials in D."""
+    g, d = G.state_dict(), D.state_dict()
+    blur = torch.tensor([1.0, 3, 3, 1])
+    blur = torch.outer(blur, blur) / 64
+    out = {}
+    for i in range(G.mapping.num_layers):
+        out[f"style.{i + 1}.weight"], out[f"style.{i + 1}.bias"] = g[f"mapping.fc{i}.weight"], g[f"mapping.fc{i}.bias"]
+    out["input.input"] = g["synthesis.b4.const"][None]
+
+    def styled(theirs, ours, noise_index, up):
+        out[f"{theirs}.conv.weight"] = g[f"{ours}.weight"][None]
+        out[f"{theirs}.conv.modulation.weight"] = g[f"{ours}.affine.weight"]
+        out[f"{theirs}.conv.modulation.bias"] = g[f"{ours}.affine.bias"]
+        out[f"{theirs}.noise.weight"] = g[f"{ours}.noise.noise_strength"].reshape(1)
+        out[f"{theirs}.activate.bias"] = g[f"{ours}.bias"]
+        out[f"noises.noise_{noise_index}"] = g[f"{ours}.noise.noise_const"][None, None]
+        if up:
+            out[f"{theirs}.conv.blur.kernel"] = blur * 4
+
+    def torgb(theirs, ours, up):
+        out[f"{theirs}.conv.weight"] = g[f"{ours}.weight"][None]
+        out[f"{theirs}.conv.modulation.weight"] = g[f"{ours}.affine.weight"]
+        out[f"{theirs}.conv.modulation.bias"] = g[f"{ours}.affine.bias"]
+        out[f"{theirs}.bias"] = g[f"{ours}.bias"].view(1, -1, 1, 1)
+        if up:
+            out[f"{theirs}.upsample.kernel"] = blur * 4
+
+    styled("conv1", "synthesis.b4.conv1", 0, False)
+    torgb("to_rgb1", "synthesis.b4.torgb", False)
+    res = G.synthesis.block_resolutions[1:]
+    for j, r in enumerate(res):
+        styled(f"convs.{2 * j}", f"synthesis.b{r}.conv0", 2 * j + 1, True)
+        styled(f"convs.{2 * j + 1}", f"synthesis.b{r}.conv1", 2 * j + 2, False)
+        torgb(f"to_rgbs.{j}", f"synthesis.b{r}.torgb", True)
+    size = res[-1]
+    dd = {"convs.0.0.weight": d[f"b{size}.fromrgb.weight"], "convs.0.1.bias": d[f"b{size}.fromrgb.bias"]}
+    for k, r in enumerate(reversed(res), start=1):
+        dd.update({f"convs.{k}.conv1.0.weight": d[f"b{r}.conv0.weight"], f"convs.{k}.conv1.1.bias": d[f"b{r}.conv0.bias"],
+                   f"convs.{k}.conv2.0.kernel": blur, f"convs.{k}.conv2.1.weight": d[f"b{r}.conv1.weight"],
+                   f"convs.{k}.conv2.2.bias": d[f"b{r}.conv1.bias"], f"convs.{k}.skip.0.kernel": blur,
+                   f"convs.{k}.skip.1.weight": d[f"b{r}.skip.weight"]})
+    dd.update({"final_conv.0.weight": d["b4.conv.weight"], "final_conv.1.bias": d["b4.conv.bias"],
+               "final_linear.0.weight": d["b4.fc.weight"], "final_linear.0.bias": d["b4.fc.bias"],
+               "final_linear.1.weight": d["b4.out.weight"], "final_linear.1.bias": d["b4.out.bias"]})
+    return {k: v.clone() for k, v in out.items()}, {k: v.clone() for k, v in dd.items()}
+
+
+@pytest.mark.parametrize("with_latent_avg", [True, False])
+def test_import_round_trips_a_rosinality_checkpoint(tmp_path, with_latent_avg):
+    # widths min(1024 / r, 64): 64 up to 16 px, 32 at 32 px, so the importer must recover base and cap
+    cfg = dict(resolution=32, z_dim=16, w_dim=16, mapping_layers=3, channel_base=1024, channel_max=64)
+    torch.manual_seed(1)
+    m = gankit.create("stylegan2", **cfg)
+    G_ema = gankit.create("stylegan2", **cfg).G
+    for net in (m.G, G_ema, m.D):
+        for p in net.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
+    for net in (m.G, G_ema):
+        for mod in net.modules():
+            if type(mod).__name__ == "NoiseInput":
+                mod.noise_strength.data.fill_(0.2)
+    G_ema.mapping.w_avg.normal_()
+    g, d = to_rosinality(m.G, m.D, 16)
+    g_ema, _ = to_rosinality(G_ema, m.D, 16)
+    args = argparse.Namespace(size=32, latent=16, n_mlp=3, channel_multiplier=1, batch=16, path="data.lmdb")
+    ckpt = {"g": g, "d": d, "g_ema": g_ema, "g_optim": {"state": {}, "param_groups": [{"lr": 0.002}]},
+            "d_optim": {"state": {}, "param_groups": []}, "args": args, "ada_aug_p": 0.0}
+    if with_latent_avg:
+        ckpt["latent_avg"] = G_ema.mapping.w_avg.clone()[None]
+    torch.save(ckpt, tmp_path / "050000.pt")
+
+    p = run_cli("import", tmp_path / "050000.pt", "--out", tmp_path / "run")
+    assert p.returncode == 0, p.stderr
+    from gankit.api import load_bundle
+
+    bundle, _, config = load_bundle(tmp_path / "run")
+    assert config["imported_from"]["options"]["path"] == "data.lmdb"
+    assert (config["model"]["channel_base"], config["model"]["channel_max"]) == (1024, 64)
+    G = gankit.load(tmp_path / "run")
+    z = torch.randn(4, 16)
+    G_ema.eval()
+    with torch.no_grad():
+        if with_latent_avg:
+            assert torch.equal(G.mapping.w_avg, G_ema.mapping.w_avg)
+        else:  # the mean of 10,000 w: within 5 standard errors of the mean of another 20,000
+            ref = G_ema.mapping(torch.randn(20000, 16), None, update_w_avg=False)[:, 0]
+            tol = 5 * ref.std(0) * (1 / 10000 + 1 / 20000) ** 0.5
+            assert ((G.mapping.w_avg - ref.mean(0)).abs() < tol).all()
+            assert (ref.mean(0).abs() > tol).any()  # a zero w_avg would fail
+        G_ema.mapping.w_avg.copy_(G.mapping.w_avg)
+        for psi in (1.0, 0.6):
+            ref = G_ema(z, truncation_psi=psi, noise_mode="const")
+            assert torch.equal(G(z, truncation_psi=psi, noise_mode="const"), ref)
+        x = torch.randn(4, 3, 32, 32)
+        assert torch.equal(bundle.D(x), m.D(x))
+        assert torch.equal(bundle.G.synthesis.b16.conv0.weight, m.G.synthesis.b16.conv0.weight)  # G, not G_ema

@@ -371,17 +371,18 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 def cmd_import(argv: list[str]) -> int:
-    p = Parser(prog="gankit import", description="Convert an NVIDIA stylegan2-ada-pytorch network pickle into a "
-               "gankit run (read as data only: no code from the pickle runs).",
-               epilog="example:\n  gankit import ffhq.pkl --out runs/ffhq\n  gankit generate runs/ffhq --seeds 0-7 "
-                      "--trunc 0.7 --out ffhq.png",
+    p = Parser(prog="gankit import", description="Convert an NVIDIA stylegan2-ada-pytorch network pickle (.pkl) or a "
+               "rosinality stylegan2-pytorch checkpoint (.pt) into a gankit run (read as data only: no code from the "
+               "file runs).",
+               epilog="examples:\n  gankit import ffhq.pkl --out runs/ffhq\n  gankit import 550000.pt --out runs/ros\n"
+                      "  gankit generate runs/ffhq --seeds 0-7 --trunc 0.7 --out ffhq.png",
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="an NVIDIA stylegan2-ada-pytorch .pkl")
+    p.add_argument("source", help="an NVIDIA stylegan2-ada-pytorch .pkl or a rosinality stylegan2-pytorch .pt")
     p.add_argument("--out", required=True, help="run folder to create")
     args = p.parse_args(argv)
-    from .tools.official_import import import_nvidia
+    from .tools.official_import import import_checkpoint
 
-    ck = import_nvidia(args.source, args.out)
+    ck = import_checkpoint(args.source, args.out)
     print(f"wrote {ck}")
     return 0
 
