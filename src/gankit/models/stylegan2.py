@@ -31,7 +31,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..losses import path_length_penalty, r1_penalty
-from ..nn import EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, NoiseInput, bias_act, modulated_conv2d
+from ..nn import (EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, NoiseInput, bias_act, gaussian_blur,
+                  modulated_conv2d)
 from ..nn.resample import setup_filter, upsample2d, downsample2d
 from ..registry import register
 from .family import Family, Phase, Step, check_power_of_two
@@ -326,10 +327,10 @@ def mix_styles(ws: Tensor, ws2: Tensor, cutoff: int) -> Tensor:
     return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
 
 
-def run_mapping(G: nn.Module, z: Tensor, c: Tensor | None, mixing_prob: float) -> Tensor:
+def run_mapping(G: nn.Module, z: Tensor, c: Tensor | None, mixing_prob: float, update_w_avg: bool = True) -> Tensor:
     """ws for training: with probability ``mixing_prob`` a second latent takes over from a random
     crossover layer (style mixing regularization, StyleGAN section 3.1; StyleGAN2-ADA's run_G)."""
-    ws = G.mapping(z, c)
+    ws = G.mapping(z, c, update_w_avg=update_w_avg)
     if mixing_prob > 0:
         if torch.rand([]).item() < mixing_prob:
             cutoff = int(torch.randint(1, ws.shape[1], []))
@@ -338,12 +339,19 @@ def run_mapping(G: nn.Module, z: Tensor, c: Tensor | None, mixing_prob: float) -
 
 
 def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
-    """The StyleGAN / StyleGAN2 recipe: non-saturating logistic loss, R1 on reals and path length
-    regularization, each lazy (its own phase every N minibatches, scaled by N) or in the main step.
+    """The StyleGAN / StyleGAN2 / StyleGAN3 recipe: non-saturating logistic loss, R1 on reals and
+    path length regularization, each lazy (its own phase every N minibatches, scaled by N) or in
+    the main step.
 
     ``cfg`` needs r1_gamma, d_reg_interval, pl_weight, pl_decay, pl_batch_shrink, g_reg_interval,
-    style_mixing_prob.
+    style_mixing_prob; optional blur_init_sigma / blur_fade_kimg blur the images D sees early in
+    training (StyleGAN3 config R). A G with ``ema_in_d_step`` (StyleGAN3) moves its EMAs (w_avg,
+    magnitudes) only when it makes fakes for D's step, as NVIDIA's stylegan3 loss does; otherwise
+    w_avg moves in every training call (StyleGAN2-ADA).
     """
+    ema_in_d = getattr(G, "ema_in_d_step", False)
+    blur_init, blur_fade = getattr(cfg, "blur_init_sigma", 0.0), getattr(cfg, "blur_fade_kimg", 0.0)
+
     def labels(s: Step, real: bool) -> Tensor | None:
         if G.c_dim == 0:
             return None
@@ -351,11 +359,22 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
             return F.one_hot(s.labels.long(), G.c_dim).float()
         return F.one_hot(torch.randint(0, G.c_dim, (s.batch_size,), device=s.device), G.c_dim).float()
 
+    def fake(z: Tensor, c: Tensor | None, for_d: bool) -> tuple[Tensor, Tensor]:
+        update = for_d or not ema_in_d
+        ws = run_mapping(G, z, c, cfg.style_mixing_prob, update_w_avg=update)
+        return (G.synthesis(ws, update_emas=True) if ema_in_d and for_d else G.synthesis(ws)), ws
+
+    def run_D(s: Step, img: Tensor, c: Tensor | None) -> Tensor:
+        if blur_init > 0 and blur_fade > 0:
+            # StyleGAN3 config R: sigma fades linearly from blur_init_sigma to 0 over blur_fade_kimg
+            sigma = max(1 - s.iteration * s.batch_size / (blur_fade * 1e3), 0) * blur_init
+            img = gaussian_blur(img, sigma)
+        return D(img, c)
+
     def pl_term(s: Step, scale: float) -> dict:
         n = max(1, s.batch_size // cfg.pl_batch_shrink)
         c = labels(s, False)
-        ws = run_mapping(G, s.z(n), None if c is None else c[:n], cfg.style_mixing_prob)
-        img = G.synthesis(ws)
+        img, ws = fake(s.z(n), None if c is None else c[:n], False)
         penalty, G.pl_mean = path_length_penalty(img, ws, G.pl_mean, cfg.pl_decay)
         # StyleGAN2 eq. 4 times weight and lazy interval (section 3.1)
         return {"loss": penalty.mean() * cfg.pl_weight * scale, "pl_penalty": penalty.detach().mean(),
@@ -370,8 +389,8 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
 
     def g_main(s: Step) -> dict:
         c = labels(s, False)
-        img = G.synthesis(run_mapping(G, s.z(), c, cfg.style_mixing_prob))
-        loss = F.softplus(-D(img, c)).mean()  # -log sigmoid(D(G(z))): non-saturating (Goodfellow 2014 s. 3)
+        img, _ = fake(s.z(), c, False)
+        loss = F.softplus(-run_D(s, img, c)).mean()  # -log sigmoid(D(G(z))): non-saturating (Goodfellow 2014 s. 3)
         out = {"loss": loss, "adv": loss.detach()}
         if cfg.pl_weight > 0 and not lazy_pl:
             pl = pl_term(s, 1.0)
@@ -382,9 +401,9 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
     def d_main(s: Step) -> dict:
         c_fake, c_real = labels(s, False), labels(s, True)
         with torch.no_grad():
-            fake = G.synthesis(run_mapping(G, s.z(), c_fake, cfg.style_mixing_prob))
+            fake_img, _ = fake(s.z(), c_fake, True)
         real = s.real.detach().requires_grad_(cfg.r1_gamma > 0 and not lazy_r1)
-        fake_out, real_out = D(fake, c_fake), D(real, c_real)
+        fake_out, real_out = run_D(s, fake_img, c_fake), run_D(s, real, c_real)
         # -log(1 - sigmoid(D(G(z)))) - log sigmoid(D(x)): the logistic loss (Goodfellow 2014 eq. 1)
         loss = F.softplus(fake_out).mean() + F.softplus(-real_out).mean()
         out = {"loss": loss, "adv": loss.detach(), "real": real_out.detach().mean(), "fake": fake_out.detach().mean()}
@@ -396,7 +415,7 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
 
     def d_reg(s: Step) -> dict:
         real = s.real.detach().requires_grad_(True)
-        return r1_term(s, real, D(real, labels(s, True)), float(cfg.d_reg_interval))
+        return r1_term(s, real, run_D(s, real, labels(s, True)), float(cfg.d_reg_interval))
 
     phases = [Phase("G", "G", g_main)]
     if lazy_pl:
@@ -434,7 +453,7 @@ def truncation_samples(G: nn.Module, out_dir) -> list:
 def check_style_config(name: str, cfg) -> None:
     check_power_of_two(name, cfg.resolution)
     for field in ("g_architecture", "d_architecture"):
-        if getattr(cfg, field) not in ARCHITECTURES:
+        if hasattr(cfg, field) and getattr(cfg, field) not in ARCHITECTURES:
             raise ConfigError(f"--model.{field.replace('_', '-')} {getattr(cfg, field)}: use orig, skip or resnet")
     if cfg.conditional and cfg.c_dim <= 0:
         raise ConfigError("--model.conditional needs labelled data (a dataset with classes, e.g. builtin:digits)")

@@ -13,6 +13,7 @@ convolution (no multiplications by inserted zeros).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -53,33 +54,74 @@ def _depthwise(x: Tensor, f: Tensor, stride: int, transpose: bool = False, paddi
     return F.conv2d(x, fh, stride=(1, stride), groups=C)
 
 
-def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, down: int = 1, padding=0, gain: float = 1.0) -> Tensor:
-    """Upsample by zero insertion, pad, apply the FIR filter ``f`` (1-D, separable), downsample.
+def _filter2d(x: Tensor, f: Tensor, stride: int) -> Tensor:
+    """Depthwise filtering with a non-separable 2-D filter (convolution, so the filter is flipped)."""
+    C = x.shape[1]
+    w = f.to(x.dtype).flip([0, 1])[None, None].expand(C, 1, *f.shape)
+    return F.conv2d(x, w, stride=stride, groups=C)
+
+
+def upfirdn2d(x: Tensor, f: Tensor | None, up: int = 1, down: int = 1, padding=0, gain: float = 1.0) -> Tensor:
+    """Upsample by zero insertion, pad, apply the FIR filter ``f``, downsample (NVIDIA's ``upfirdn2d``).
 
     Args:
         x: (B, C, H, W).
-        f: 1-D filter from :func:`setup_filter`.
+        f: 1-D filter (separable, from :func:`setup_filter`), a 2-D filter (non-separable, e.g.
+            StyleGAN3-R's radial filters), or None for the identity (a 1-tap filter).
         up, down: integer factors.
         padding: padding of the upsampled image: int, (px, py) or (x0, x1, y0, y1); negative crops.
         gain: overall gain of the filter (``up ** 2`` keeps the signal's magnitude when upsampling).
     """
     x0, x1, y0, y1 = _pads(padding)
-    k = f.numel()
-    f = f * gain ** 0.5  # gain split over the two separable passes
+    if f is None:
+        f = torch.ones(1, dtype=x.dtype, device=x.device)
+    k = f.shape[-1]
+    f = f * gain ** (f.ndim / 2)  # gain split over the separable passes
     if up > 1:
         # Zero insertion + full padding (k - 1) is a transposed convolution; NVIDIA's convention
         # keeps (up - 1) trailing zeros, so its padding (x0, x1) crops the full output by
         # (k - 1 - x0) in front and (k - 1 - x1 - (up - 1)) behind.
         c0, c1 = k - 1 - x0, k - up - x1
         d0, d1 = k - 1 - y0, k - up - y1
-        if c0 == c1 == d0 == d1 and c0 >= 0 and down == 1:
+        if c0 == c1 == d0 == d1 and c0 >= 0 and down == 1 and f.ndim == 1:
             return _depthwise(x, f, up, transpose=True, padding=c0)
         B, C, H, W = x.shape  # general case: explicit zero insertion
         x = x.reshape(B, C, H, 1, W, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(B, C, H * up, W * up)
     x = F.pad(x, [x0, x1, y0, y1])  # negative values crop
+    if f.ndim == 2:
+        return _filter2d(x, f, down)
+    if k == 1:  # identity filter (times its gain): only the decimation is left
+        g = float(f[0]) ** 2
+        x = x[:, :, ::down, ::down] if down > 1 else x
+        return x if g == 1 else x * g
     return _depthwise(x, f, down)
+
+
+def filtered_lrelu(x: Tensor, fu: Tensor | None, fd: Tensor | None, bias: Tensor | None, up: int = 1, down: int = 1,
+                   padding=0, gain: float = 2 ** 0.5, slope: float = 0.2, clamp: float | None = None) -> Tensor:
+    """Bias, ``up``x upsampling with ``fu``, leaky ReLU (times ``gain``, clamped), ``down``x downsampling
+    with ``fd``: the alias-suppressing nonlinearity of StyleGAN3 (Karras et al. 2021, Table 1 config
+    F, "filtered nonlinearities"; the semantics of NVIDIA's reference ``filtered_lrelu``).
+    ``padding`` is (x0, x1, y0, y1) of the upsampled signal."""
+    if bias is not None:
+        x = x + bias.to(x.dtype).view(1, -1, 1, 1)
+    x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up)
+    x = F.leaky_relu(x, slope) * gain if slope != 1 else x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return upfirdn2d(x, fd, down=down)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Blur with a Gaussian of std ``sigma`` px truncated at 3 sigma, same size ("blur the images D
+    sees", StyleGAN3 config R; NVIDIA's filter exp2(-(x / sigma)^2))."""
+    size = int(math.floor(sigma * 3))
+    if size <= 0:
+        return x
+    f = torch.arange(-size, size + 1, device=x.device, dtype=torch.float32).div(sigma).square().neg().exp2()
+    return upfirdn2d(x, f / f.sum(), padding=size)
 
 
 def upsample2d(x: Tensor, f: Tensor, up: int = 2, padding: int = 0) -> Tensor:

@@ -110,7 +110,7 @@ class SafeUnpickler(pickle.Unpickler):
         fn = self.ALLOWED.get((module, name))
         if fn is None:
             raise UnsafePickleError(f"{self.source}: the pickle asks for {module}.{name}, which gankit will not run; "
-                                    f"only NVIDIA stylegan2-ada-pytorch network pickles are read (data only)")
+                                    f"only NVIDIA stylegan2-ada-pytorch and stylegan3 network pickles are read (data only)")
         return fn
 
 
@@ -134,28 +134,41 @@ def read_pickle(path: str | Path) -> dict:
     return data
 
 
-def nvidia_config(G: PersistentStub, D: PersistentStub | None) -> dict:
-    """gankit ``stylegan2`` model config from the networks' ``init_kwargs`` (NVIDIA's defaults where absent)."""
+def nvidia_config(G: PersistentStub, D: PersistentStub | None) -> tuple[str, dict]:
+    """(gankit family, model config) from the networks' ``init_kwargs`` (NVIDIA's defaults where
+    absent): ``stylegan2`` for stylegan2-ada-pytorch, ``stylegan3`` for stylegan3 generators."""
     g = G.init_kwargs
-    if G.class_name not in (None, "Generator") or "synthesis_kwargs" not in g and "img_resolution" not in g:
-        raise CheckpointError(f"network class {G.class_name!r} is not a stylegan2-ada Generator "
-                              f"(StyleGAN3 pickles are not supported yet)")
-    syn, mp = dict(g.get("synthesis_kwargs") or {}), dict(g.get("mapping_kwargs") or {})
-    if "channel_base" not in syn and any(k.startswith("conv_kernel") or k == "num_layers" for k in syn):
-        raise CheckpointError("this pickle's synthesis network is StyleGAN3's, which gankit does not have yet")
+    if G.class_name not in (None, "Generator") or "img_resolution" not in g:
+        raise CheckpointError(f"network class {G.class_name!r} is not an NVIDIA StyleGAN2-ADA or StyleGAN3 Generator")
     d = D.init_kwargs if D is not None else {}
     epi = dict(d.get("epilogue_kwargs") or {})
+    mp = dict(g.get("mapping_kwargs") or {})
     c_dim = int(g.get("c_dim", 0))
-    return {"resolution": int(g["img_resolution"]), "channels": int(g.get("img_channels", 3)),
-            "z_dim": int(g.get("z_dim", 512)), "w_dim": int(g.get("w_dim", 512)),
-            "conditional": c_dim > 0, "c_dim": c_dim,
-            "mapping_layers": int(mp.get("num_layers", 8)), "mapping_lr_mul": float(mp.get("lr_multiplier", 0.01)),
-            "w_avg_beta": float(mp.get("w_avg_beta", 0.995)),
-            "channel_base": int(syn.get("channel_base", 32768)), "channel_max": int(syn.get("channel_max", 512)),
-            "g_architecture": syn.get("architecture", "skip"), "d_architecture": d.get("architecture", "resnet"),
-            "conv_clamp": float(syn.get("conv_clamp") or 0.0),
-            "mbstd_group": int(epi.get("mbstd_group_size", 4) or 1),
-            "mbstd_channels": int(epi.get("mbstd_num_channels", 1))}
+    common = {"resolution": int(g["img_resolution"]), "channels": int(g.get("img_channels", 3)),
+              "z_dim": int(g.get("z_dim", 512)), "w_dim": int(g.get("w_dim", 512)),
+              "conditional": c_dim > 0, "c_dim": c_dim, "mapping_lr_mul": float(mp.get("lr_multiplier", 0.01)),
+              "d_architecture": d.get("architecture", "resnet"),
+              "mbstd_group": int(epi.get("mbstd_group_size", 4) or 1),
+              "mbstd_channels": int(epi.get("mbstd_num_channels", 1))}
+    if "synthesis.input.freqs" in G.tensors():  # StyleGAN3: synthesis kwargs are the Generator's own
+        defaults = {"channel_base": 32768, "channel_max": 512, "num_layers": 14, "num_critical": 2,
+                    "first_cutoff": 2, "first_stopband": 2 ** 2.1, "last_stopband_rel": 2 ** 0.3, "margin_size": 10,
+                    "output_scale": 0.25, "conv_kernel": 3, "filter_size": 6, "lrelu_upsampling": 2,
+                    "use_radial_filters": False, "conv_clamp": 256}
+        syn = {k: type(v)(g.get(k, v)) if g.get(k) is not None else v for k, v in defaults.items()}
+        syn["conv_clamp"] = float(g["conv_clamp"]) if g.get("conv_clamp") is not None else 0.0
+        return "stylegan3", {**common, **syn, "mapping_layers": int(mp.get("num_layers", 2)),
+                             "w_avg_beta": float(mp.get("w_avg_beta", 0.998)),
+                             "d_channel_base": int(d.get("channel_base", 32768)),
+                             "d_channel_max": int(d.get("channel_max", 512)),
+                             "d_conv_clamp": float(d.get("conv_clamp") or 0.0)}
+    syn = dict(g.get("synthesis_kwargs") or {})
+    return "stylegan2", {**common, "mapping_layers": int(mp.get("num_layers", 8)),
+                         "w_avg_beta": float(mp.get("w_avg_beta", 0.995)),
+                         "channel_base": int(syn.get("channel_base", 32768)),
+                         "channel_max": int(syn.get("channel_max", 512)),
+                         "g_architecture": syn.get("architecture", "skip"),
+                         "conv_clamp": float(syn.get("conv_clamp") or 0.0)}
 
 
 def map_nvidia_keys(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -189,8 +202,8 @@ def load_matching(module: torch.nn.Module, tensors: dict[str, torch.Tensor], wha
 
 
 def write_run(out: str | Path, cfg: dict, nets: dict, source: str | Path, fmt: str, nimg: int = 0,
-              extra: dict | None = None) -> Path:
-    """Writes a gankit ``stylegan2`` run from foreign tensors: ``nets`` maps G, G_ema and D to gankit-named
+              extra: dict | None = None, family: str = "stylegan2") -> Path:
+    """Writes a gankit run of ``family`` from foreign tensors: ``nets`` maps G, G_ema and D to gankit-named
     tensors (or None: G falls back to G_ema, a missing D keeps gankit's initial D). Returns the checkpoint."""
     import gankit
 
@@ -198,16 +211,16 @@ def write_run(out: str | Path, cfg: dict, nets: dict, source: str | Path, fmt: s
     from ..config import to_dict
     from ..training import checkpoint as ckpt
 
-    bundle = gankit.create("stylegan2", **cfg)
-    G_ema = gankit.create("stylegan2", **cfg).G
+    bundle = gankit.create(family, **cfg)
+    G_ema = gankit.create(family, **cfg).G
     nets = {"G": nets.get("G") or nets.get("G_ema"), "G_ema": nets.get("G_ema") or nets.get("G"), "D": nets.get("D")}
     tensors = {}
     for name, module in (("G", bundle.G), ("G_ema", G_ema), ("D", bundle.D)):
         if nets[name] is not None:
             load_matching(module, nets[name], f"{source} {name}")
         tensors.update(ckpt.state_tensors(name, module))
-    _, train_cfg = resolve_configs("stylegan2", None, {"model": cfg})
-    config = {"format": "gankit-run/1", "family": "stylegan2", "preset": None, "gankit_version": gankit.__version__,
+    _, train_cfg = resolve_configs(family, None, {"model": cfg})
+    config = {"format": "gankit-run/1", "family": family, "preset": None, "gankit_version": gankit.__version__,
               "model": to_dict(bundle.config), "train": to_dict(train_cfg),
               "imported_from": {"file": str(source), "format": fmt, **(extra or {})}}
     out = Path(out)
@@ -217,14 +230,16 @@ def write_run(out: str | Path, cfg: dict, nets: dict, source: str | Path, fmt: s
 
 
 def import_nvidia(pkl: str | Path, out: str | Path) -> Path:
-    """Converts an NVIDIA stylegan2-ada-pytorch ``.pkl`` into a gankit run folder; returns the checkpoint."""
+    """Converts an NVIDIA stylegan2-ada-pytorch or stylegan3 ``.pkl`` into a gankit run folder; returns
+    the checkpoint."""
     data = read_pickle(pkl)
     G_src = data.get("G_ema") or data.get("G")
-    cfg = nvidia_config(G_src, data.get("D"))
+    family, cfg = nvidia_config(G_src, data.get("D"))
     nets = {name: map_nvidia_keys(data[name].tensors()) if isinstance(data.get(name), PersistentStub) else None
             for name in ("G", "G_ema", "D")}
     nimg = int(data.get("progress", {}).get("cur_nimg", 0)) if isinstance(data.get("progress"), dict) else 0
-    return write_run(out, cfg, nets, pkl, "stylegan2-ada-pytorch pkl", nimg)
+    fmt = "stylegan3 pkl" if family == "stylegan3" else "stylegan2-ada-pytorch pkl"
+    return write_run(out, cfg, nets, pkl, fmt, nimg, family=family)
 
 
 # ----------------------------------------------------------------------------- rosinality stylegan2-pytorch
