@@ -46,7 +46,7 @@ class Persistent:
         return self.fn, (self.meta,)
 
 
-def to_nvidia(module, fn, easydict, marker, init_kwargs=None):
+def to_nvidia(module, fn, easydict, marker, init_kwargs=None, class_name=None):
     """Our module as NVIDIA's persistent object: same names, noise inputs on the layer itself, and
     module source that would create ``marker`` if anything ran it."""
     params, buffers = collections.OrderedDict(module._parameters), collections.OrderedDict(module._buffers)
@@ -59,7 +59,8 @@ def to_nvidia(module, fn, easydict, marker, init_kwargs=None):
     state = {"training": False, "_parameters": params, "_buffers": buffers, "_modules": children,
              "_init_args": (), "_init_kwargs": easydict(init_kwargs or {})}
     src = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
-    return Persistent(fn, {"type": "class", "version": 4, "module_src": src, "class_name": type(module).__name__,
+    return Persistent(fn, {"type": "class", "version": 4, "module_src": src,
+                           "class_name": class_name or type(module).__name__,
                            "state": state})
 
 
@@ -241,3 +242,42 @@ def test_import_round_trips_a_rosinality_checkpoint(tmp_path, with_latent_avg):
         x = torch.randn(4, 3, 32, 32)
         assert torch.equal(bundle.D(x), m.D(x))
         assert torch.equal(bundle.G.synthesis.b16.conv0.weight, m.G.synthesis.b16.conv0.weight)  # G, not G_ema
+
+
+def test_import_round_trips_a_stylegan3_pickle(tmp_path, nvidia_modules):
+    pers, util = nvidia_modules
+    cfg = dict(resolution=16, z_dim=16, w_dim=16, channel_base=512, channel_max=16, num_layers=4, margin_size=2,
+               d_channel_base=256, d_channel_max=16, conv_kernel=1, use_radial_filters=True)
+    torch.manual_seed(2)
+    m = gankit.create("stylegan3", **cfg)
+    for p in m.G.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    with torch.no_grad():
+        m.G.synthesis(m.G.mapping(torch.randn(8, 16), None), update_emas=True)  # magnitudes away from 1
+    m.G.mapping.w_avg.normal_()
+    g_kwargs = {"z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
+                "mapping_kwargs": {"num_layers": 2}, "channel_base": 512, "channel_max": 16, "num_layers": 4,
+                "margin_size": 2, "conv_kernel": 1, "use_radial_filters": True, "magnitude_ema_beta": 0.999,
+                "num_fp16_res": 4, "conv_clamp": 256}
+    d_kwargs = {"c_dim": 0, "img_resolution": 16, "img_channels": 3, "channel_base": 256, "channel_max": 16,
+                "conv_clamp": 256, "epilogue_kwargs": {"mbstd_group_size": 4}}
+    fn, marker = pers._reconstruct_persistent_obj, tmp_path / "code-ran"
+    G_nv = to_nvidia(m.G, fn, util.EasyDict, marker, g_kwargs, class_name="Generator")
+    data = {"G": G_nv, "D": to_nvidia(m.D, fn, util.EasyDict, marker, d_kwargs), "G_ema": G_nv, "augment_pipe": None}
+    with open(tmp_path / "sg3.pkl", "wb") as f:
+        pickle.dump(data, f)
+    p = run_cli("import", tmp_path / "sg3.pkl", "--out", tmp_path / "run")
+    assert p.returncode == 0, p.stderr
+    assert not marker.exists()
+    from gankit.api import load_bundle
+
+    bundle, _, config = load_bundle(tmp_path / "run")
+    assert config["family"] == "stylegan3" and config["model"]["conv_kernel"] == 1
+    G = gankit.load(tmp_path / "run")
+    z = torch.randn(4, 16)
+    m.G.eval()
+    with torch.no_grad():
+        for psi in (1.0, 0.5):
+            assert torch.equal(G(z, truncation_psi=psi), m.G(z, truncation_psi=psi))
+        x = torch.randn(4, 3, 16, 16)
+        assert torch.equal(bundle.D(x), m.D(x))

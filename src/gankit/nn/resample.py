@@ -73,6 +73,10 @@ def upfirdn2d(x: Tensor, f: Tensor | None, up: int = 1, down: int = 1, padding=0
         gain: overall gain of the filter (``up ** 2`` keeps the signal's magnitude when upsampling).
     """
     x0, x1, y0, y1 = _pads(padding)
+    if f is None and up == 1:  # identity filter: padding, decimation and gain only
+        x = F.pad(x, [x0, x1, y0, y1])
+        x = x[:, :, ::down, ::down] if down > 1 else x
+        return x * gain if gain != 1 else x
     if f is None:
         f = torch.ones(1, dtype=x.dtype, device=x.device)
     k = f.shape[-1]
@@ -92,10 +96,8 @@ def upfirdn2d(x: Tensor, f: Tensor | None, up: int = 1, down: int = 1, padding=0
     x = F.pad(x, [x0, x1, y0, y1])  # negative values crop
     if f.ndim == 2:
         return _filter2d(x, f, down)
-    if k == 1:  # identity filter (times its gain): only the decimation is left
-        g = float(f[0]) ** 2
-        x = x[:, :, ::down, ::down] if down > 1 else x
-        return x if g == 1 else x * g
+    if k == 1:  # a 1-tap filter: decimation and the tap's gain (applied in both directions)
+        return x[:, :, ::down, ::down] * f[0].to(x.dtype) ** 2
     return _depthwise(x, f, down)
 
 

@@ -55,7 +55,11 @@ def export(G, path: str | Path, fmt: str = "torchscript", truncation_psi: float 
     names = ["z", "c"][:len(example)]
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "torchscript":
-        torch.jit.trace(module, example, check_trace=False).save(str(tmp))
+        import warnings
+
+        with warnings.catch_warnings():  # shape checks become constants: right for a fixed network, and
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the batch size is checked below
+            torch.jit.trace(module, example, check_trace=False).save(str(tmp))
         tmp.replace(path)
         loaded = torch.jit.load(str(path))
 
