@@ -15,6 +15,9 @@ TINY = {
                                                    "channel_max": 8}}),
     "stylegan2": ("builtin:digits?res=8", {"model": {"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64,
                                                     "channel_max": 8}}),
+    "stylegan3": ("builtin:digits?res=16", {"model": {"z_dim": 8, "w_dim": 8, "channel_base": 256, "channel_max": 8,
+                                                     "num_layers": 3, "margin_size": 2, "d_channel_base": 128,
+                                                     "d_channel_max": 8}}),
     "wgan": ("builtin:digits?res=16", {"model": {"ngf": 8, "ndf": 8, "z_dim": 8}}),
     "wgan-gp": ("builtin:ring8?n=512", {"model": {"mlp_hidden": (16, 16), "z_dim": 2}}),
 }
