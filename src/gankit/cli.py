@@ -234,8 +234,8 @@ def cmd_interpolate(argv: list[str]) -> int:
 
     from .api import load
     from .tools.generate import check_style_options
-    from .tools.interpolate import (interpolation_ws, render, stochastic_variation, to_frames, variation_figure,
-                                    write_gif, write_video)
+    from .tools.interpolate import (has_noise_inputs, interpolation_ws, render, stochastic_variation, to_frames,
+                                    variation_figure, write_gif, write_video)
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
@@ -249,6 +249,10 @@ def cmd_interpolate(argv: list[str]) -> int:
     frames = to_frames(render(G, ws, args.noise, progress=True))
     write_video(frames, out, args.fps)
     gif = write_gif(frames, out.with_suffix(".gif"), args.fps)
+    if not has_noise_inputs(G):
+        print(f"wrote {out} and {gif} ({len(frames)} frames); no variation picture: this generator has no noise "
+              f"inputs")
+        return 0
     imgs, std = stochastic_variation(G, seeds[0], args.draws, args.trunc, args.class_idx)
     var = out.with_name(out.stem + "-variation.png")
     variation_figure(imgs, std).save(var)

@@ -248,7 +248,7 @@ def _compute(obj, name: str) -> dict:
 
 def _need_mapping(G, what: str):
     if not (hasattr(G, "mapping") and hasattr(G, "synthesis")):
-        raise ConfigError(f"{what} needs a generator with a mapping network (stylegan, stylegan2); "
+        raise ConfigError(f"{what} needs a generator with a mapping network (stylegan, stylegan2, stylegan3); "
                           f"this one is {type(G).__name__}")
 
 

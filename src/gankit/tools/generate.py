@@ -42,7 +42,7 @@ def check_style_options(G, truncation_psi: float, noise_mode: str) -> None:
     if noise_mode not in NOISE_MODES:
         raise ConfigError(f"--noise {noise_mode}: choose one of {', '.join(NOISE_MODES)}")
     if not is_style_generator(G) and truncation_psi != 1.0:
-        raise ConfigError(f"--trunc {truncation_psi}: truncation needs a mapping network (stylegan, stylegan2); "
+        raise ConfigError(f"--trunc {truncation_psi}: truncation needs a mapping network (stylegan, stylegan2, stylegan3); "
                           f"this generator is {type(G).__name__}")
 
 

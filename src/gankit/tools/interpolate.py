@@ -20,7 +20,15 @@ from .generate import class_labels, is_style_generator, seed_latents, synthesize
 
 def _need_style(G, what: str):
     if not is_style_generator(G):
-        raise ConfigError(f"{what} needs a mapping network (stylegan, stylegan2); this is {type(G).__name__}")
+        raise ConfigError(f"{what} needs a mapping network (stylegan, stylegan2, stylegan3); "
+                          f"this is {type(G).__name__}")
+
+
+def has_noise_inputs(G) -> bool:
+    """Whether G draws per-pixel noise (StyleGAN, StyleGAN2; StyleGAN3 has none, config C)."""
+    from ..nn import NoiseInput
+
+    return any(isinstance(m, NoiseInput) for m in G.modules())
 
 
 @torch.no_grad()
@@ -103,6 +111,8 @@ def stochastic_variation(G, seed: int, draws: int = 8, truncation_psi: float = 1
     """(images (draws, C, H, W) of one w under ``draws`` noise draws, per-pixel std (H, W) over
     them, averaged over channels), as in StyleGAN Figure 4."""
     _need_style(G, "stochastic variation")
+    if not has_noise_inputs(G):
+        raise ConfigError("stochastic variation needs noise inputs; this generator has none (StyleGAN3)")
     dev = next(G.parameters()).device
     z = seed_latents(G, [seed]).to(dev)
     w = G.mapping(z, class_labels(G, class_idx, 1, dev), truncation_psi=truncation_psi, update_w_avg=False)

@@ -50,7 +50,7 @@ def style_mix_grid(G, row_seeds, col_seeds, styles, truncation_psi: float = 1.0,
     (-1), row 0 holds the sources (``col_seeds``), column 0 the destinations (``row_seeds``), and
     cell [i, j] the destination i with the layers ``styles`` copied from source j."""
     if not is_style_generator(G):
-        raise ConfigError(f"style mixing needs a mapping network (stylegan, stylegan2); this is {type(G).__name__}")
+        raise ConfigError(f"style mixing needs a mapping network (stylegan, stylegan2, stylegan3); this is {type(G).__name__}")
     check_style_options(G, truncation_psi, noise_mode)
     styles = parse_styles(styles, G) if not isinstance(styles, (list, tuple)) else list(styles)
     dev = next(G.parameters()).device

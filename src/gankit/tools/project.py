@@ -82,7 +82,7 @@ def project(G, target: torch.Tensor, distance, steps: int = 1000, space: str = "
     from tqdm import tqdm
 
     if not is_style_generator(G):
-        raise ConfigError(f"projection needs a mapping network (stylegan, stylegan2); this is {type(G).__name__}")
+        raise ConfigError(f"projection needs a mapping network (stylegan, stylegan2, stylegan3); this is {type(G).__name__}")
     if space not in ("w", "w+"):
         raise ConfigError(f"--space {space}: use w or w+")
     if steps < 1:
