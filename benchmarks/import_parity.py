@@ -136,9 +136,11 @@ def nvidia(repo: Path, tmp: Path, which: str, res: int, config: str = "t") -> di
     pkl = tmp / f"{which}.pkl"
     with open(pkl, "wb") as f:
         pickle.dump({"G": G, "D": D, "G_ema": copy.deepcopy(G), "training_set_kwargs": None, "augment_pipe": None}, f)
-    ours, D_ours, _ = gankit_import(pkl, tmp / f"run-{which}")
+    ours, D_ours, config_json = gankit_import(pkl, tmp / f"run-{which}")
     z, x = torch.randn(8, 64), torch.randn(8, 3, res, res)
     row = {"source": which + (f"-{config}" if which == "stylegan3" else ""), "resolution": res}
+    if which == "stylegan3":
+        row.update(filters_designed_alike(G, config_json["model"]))
     with torch.no_grad():
         for psi in (1.0, 0.7):
             kw = {} if which == "stylegan3" else {"noise_mode": "const"}
@@ -149,6 +151,25 @@ def nvidia(repo: Path, tmp: Path, which: str, res: int, config: str = "t") -> di
         row["D_max_abs_diff"] = float((D(x, None).flatten() - D_ours(x)).abs().max())
     sys.path[:2] = []
     return row
+
+
+def filters_designed_alike(G, model_cfg: dict) -> dict:
+    """A StyleGAN3 that gankit builds from the imported config against NVIDIA's network: largest
+    difference of the designed up/down filters, and whether padding and factors are equal."""
+    import gankit
+
+    fresh = gankit.create("stylegan3", **model_cfg).G
+    worst, same = 0.0, True
+    for name in G.synthesis.layer_names:
+        a, b = getattr(G.synthesis, name), getattr(fresh.synthesis, name)
+        same &= (list(a.padding) == list(b.padding) and a.up_factor == b.up_factor
+                 and a.down_factor == b.down_factor)
+        for f in ("up_filter", "down_filter"):
+            fa, fb = getattr(a, f), getattr(b, f)
+            same &= (fa is None) == (fb is None)
+            if fa is not None and fb is not None:
+                worst = max(worst, float((fa - fb).abs().max()))
+    return {"filter_max_abs_diff": worst, "padding_and_factors_equal": bool(same)}
 
 
 def rosinality(repo: Path, tmp: Path, res: int) -> dict:
@@ -203,7 +224,9 @@ def main() -> None:
     print(f"{'source':<16}{'px':>4}  {'G |diff| psi 1':>15}{'psi 0.7':>10}{'max |G|':>9}{'D |diff|':>10}")
     for r in rows:
         print(f"{r['source']:<16}{r['resolution']:>4}  {r['G_max_abs_diff_psi1.0']:>15.2g}"
-              f"{r['G_max_abs_diff_psi0.7']:>10.2g}{r['G_max_abs_out']:>9.3g}{r['D_max_abs_diff']:>10.2g}")
+              f"{r['G_max_abs_diff_psi0.7']:>10.2g}{r['G_max_abs_out']:>9.3g}{r['D_max_abs_diff']:>10.2g}"
+              + (f"  filters {r['filter_max_abs_diff']:.2g}, layout equal {r['padding_and_factors_equal']}"
+                 if "filter_max_abs_diff" in r else ""))
     write_results(args.out, rows)
 
 

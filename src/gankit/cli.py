@@ -115,11 +115,16 @@ def cmd_train(argv: list[str]) -> int:
     trainer = Trainer(args.family, args.data, args.out, preset=args.preset, overrides=overrides,
                       resume=args.resume, progress=not args.no_progress)
     s = trainer.run()
+    if trainer.rank != 0:  # torchrun: process 0 reports
+        return 130 if s["status"] == "interrupted" else 0
     if s["status"] == "interrupted":
         print(f"interrupted at {s['kimg']:.1f} kimg; saved {s['checkpoint']}\n"
               f"continue with: gankit train {args.family} --out {args.out} --resume")
         return 130
     print(f"done: {s['kimg']:.1f} kimg")
+    if "processes" in s:
+        print(f"  processes:  {s['processes']}; largest difference of any weight between processes: "
+              f"{s['ranks_max_divergence']:.3g}")
     print(f"  checkpoint: {s['checkpoint']}")
     print(f"  samples:    {s['samples']}")
     for path in s.get("pictures", []):

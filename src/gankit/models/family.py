@@ -19,7 +19,14 @@ from ..errors import ConfigError
 
 @dataclass
 class Step:
-    """What a phase's loss function sees: the networks, the real batch and a latent sampler."""
+    """What a phase's loss function sees: the networks, this pass's real batch and samplers.
+
+    The global batch may be split into ``parts`` micro-batches (processes x accumulation rounds);
+    this step computes part ``part`` of them, ``batch_size`` samples. :meth:`z` and :meth:`randint`
+    draw the *global* batch from a generator seeded by ``seed`` (the same on every process and
+    round) and return this part's rows, so latents and sampled labels do not depend on how the
+    batch is split: one pass of 64 sees the same z as 4 rounds of 16 or 2 processes of 32.
+    """
 
     G: nn.Module
     D: nn.Module
@@ -28,9 +35,36 @@ class Step:
     batch_size: int
     iteration: int
     device: torch.device
+    part: int = 0
+    parts: int = 1
+    seed: int | None = None
+    draws: int = 0
+
+    def _generator(self) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        self.draws += 1
+        return torch.Generator().manual_seed((self.seed + 7919 * self.draws) % (2**63 - 1))
+
+    def randn(self, n: int, *shape: int) -> torch.Tensor:
+        """This part's ``n`` rows of a global (n * parts, *shape) standard normal draw."""
+        g = self._generator()
+        if g is None:
+            return torch.randn(n, *shape, device=self.device)
+        x = torch.randn(n * self.parts, *shape, generator=g)
+        return x[self.part * n:(self.part + 1) * n].to(self.device)
+
+    def randint(self, high: int, n: int | None = None) -> torch.Tensor:
+        """This part's rows of a global draw of integers in [0, high) (e.g. labels of fakes)."""
+        n = n or self.batch_size
+        g = self._generator()
+        if g is None:
+            return torch.randint(0, high, (n,), device=self.device)
+        x = torch.randint(0, high, (n * self.parts,), generator=g)
+        return x[self.part * n:(self.part + 1) * n].to(self.device)
 
     def z(self, n: int | None = None) -> torch.Tensor:
-        return torch.randn(n or self.batch_size, self.G.z_dim, device=self.device)
+        return self.randn(n or self.batch_size, self.G.z_dim)
 
 
 @dataclass

@@ -357,7 +357,7 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
             return None
         if real:
             return F.one_hot(s.labels.long(), G.c_dim).float()
-        return F.one_hot(torch.randint(0, G.c_dim, (s.batch_size,), device=s.device), G.c_dim).float()
+        return F.one_hot(s.randint(G.c_dim), G.c_dim).float()
 
     def fake(z: Tensor, c: Tensor | None, for_d: bool) -> tuple[Tensor, Tensor]:
         update = for_d or not ema_in_d

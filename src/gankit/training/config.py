@@ -7,7 +7,8 @@ from dataclasses import dataclass
 @dataclass
 class TrainConfig:
     kimg: float = 100.0  # length of training in thousands of real images shown to D
-    batch_size: int = 64
+    batch_size: int = 64  # global batch: every optimizer step sees this many samples
+    batch_gpu: int = 0  # samples per process and pass; fewer than batch / processes accumulates gradients
     seed: int = 0
     optimizer: str = "adam"  # adam | rmsprop | sgd
     g_lr: float = 2e-4

@@ -1,9 +1,15 @@
 """The generic training loop: phases from the family's recipe, run in order every iteration.
 
-Determinism: at the start of iteration ``i`` every random generator (torch, Python) is seeded
-from (seed, i), and real batches come from :class:`~gankit.data.BatchOrder`, a pure function of
-images already seen. A run resumed from any checkpoint therefore repeats exactly the steps an
-uninterrupted run takes, and on CPU reaches bitwise-identical weights.
+Determinism: every random generator (torch, Python) is seeded from (seed, iteration, phase,
+micro-batch) before each pass, and real batches come from :class:`~gankit.data.BatchOrder`, a
+pure function of images already seen. A run resumed from any checkpoint therefore repeats exactly
+the steps an uninterrupted run takes, and on CPU reaches bitwise-identical weights.
+
+Batches: each phase step sees the global batch ``batch_size``, split into micro-batches of
+``batch_gpu`` over the processes (``torchrun``, :mod:`gankit.training.distributed`) and
+accumulation rounds; gradients are summed over rounds and averaged over processes, so the step is
+the large batch's. Latents and sampled labels are drawn for the global batch and sliced
+(:class:`~gankit.models.family.Step`), so they do not depend on the split.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from ..errors import CheckpointError, ConfigError
 from ..models.family import Phase, Step
 from ..visual import save_samples
 from . import checkpoint as ckpt
+from . import distributed
 from .config import TrainConfig
 from .ema import ema_beta, make_ema, update_ema
 from .logging import RunLogger
@@ -48,6 +55,19 @@ def _same(saved, given) -> bool:
         return type(saved)(given) == saved
     except (TypeError, ValueError):
         return False
+
+
+class _NoLogger:
+    """The logger of processes other than 0, which write nothing."""
+
+    def log(self, *args, **kwargs):
+        pass
+
+    def image(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 def pick_device(name: str) -> torch.device:
@@ -115,8 +135,9 @@ class Trainer:
                 raise CheckpointError(f"{self.out} holds a '{saved.get('family')}' run, not '{family}'; "
                                       f"resume it with `gankit train {saved.get('family')} ... --resume` "
                                       "or choose another --out")
+            free = {("train", "kimg"), ("train", "batch_gpu"), ("train", "batch-gpu")}  # may change on resume
             changed = sorted(f"--{g}.{k}" for g, d in overrides.items() for k, v in d.items()
-                             if (g, k) != ("train", "kimg") and not _same(saved.get(g, {}).get(k.replace("-", "_")), v))
+                             if (g, k) not in free and not _same(saved.get(g, {}).get(k.replace("-", "_")), v))
             if changed or (preset is not None and preset != saved.get("preset")):
                 raise ConfigError(f"--resume keeps the run's config; only --kimg may change "
                                   f"(changed: {', '.join(changed) or '--preset'})")
@@ -125,6 +146,9 @@ class Trainer:
             train_cfg = from_dict(TrainConfig, saved["train"])
             if "train" in overrides and "kimg" in overrides["train"]:
                 train_cfg = dataclasses.replace(train_cfg, kimg=float(overrides["train"]["kimg"]))
+            for key in ("batch_gpu", "batch-gpu"):
+                if key in overrides.get("train", {}):
+                    train_cfg = dataclasses.replace(train_cfg, batch_gpu=int(overrides["train"][key]))
             data_spec = saved["data"]["spec"]
             if data is None:
                 data = data_spec
@@ -161,8 +185,23 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
+        self.rank, self.world, local_rank = distributed.env_world()
+        self.micro = cfg.batch_gpu or cfg.batch_size // self.world
+        if cfg.batch_gpu < 0 or self.micro < 1 or cfg.batch_size % (self.world * self.micro):
+            raise ConfigError(f"--train.batch-size {cfg.batch_size} is not a multiple of {self.world} process(es) x "
+                              f"--train.batch-gpu {self.micro}; choose sizes that divide it")
+        self.rounds = cfg.batch_size // (self.world * self.micro)  # gradient accumulation rounds per step
+        if self.world > 1:
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", local_rank)
+                torch.cuda.set_device(self.device)
+            distributed.init(self.device.type)
         torch.manual_seed(cfg.seed)
-        self.G, self.D = (m.to(self.device) for m in self.family.build(self.model_cfg))
+        self.G, self.D = self.family.build(self.model_cfg)
+        if self.world > 1:
+            self.G = distributed.sync_batchnorm(self.G, self.device.type)
+            self.D = distributed.sync_batchnorm(self.D, self.device.type)
+        self.G, self.D = self.G.to(self.device), self.D.to(self.device)
         self.G_ema = make_ema(self.G)
         ratios = self.family.optimizer_ratios(self.model_cfg)
         self.base_lr = {"G": cfg.g_lr * ratios.get("G", 1.0), "D": cfg.d_lr * ratios.get("D", 1.0)}
@@ -231,13 +270,18 @@ class Trainer:
         if self.dataset.info.kind == "image" or x.shape[1] == 2:
             save_samples(x, str(path), self.dataset.meta.get("centers"))
 
-    def _real_batch(self):
-        idx = self.order.next()
-        x, c = self.dataset.get_batch(idx)
-        if self.cfg.mirror and x.dim() == 4:
-            flip = torch.rand(x.shape[0]) < 0.5
-            x[flip] = x[flip].flip(3)
-        return x.to(self.device, non_blocking=True), (c.to(self.device) if c is not None else None)
+    def _real_part(self, part: int):
+        """Micro-batch ``part`` of the current global real batch (cached for phases that reuse it);
+        mirror flips are drawn for the global batch, so they do not depend on the split."""
+        idx, seed, cache = self._last_real
+        if part not in cache:
+            sl = slice(part * self.micro, (part + 1) * self.micro)
+            x, c = self.dataset.get_batch(idx[sl])
+            if self.cfg.mirror and x.dim() == 4:
+                flip = (torch.rand(len(idx), generator=torch.Generator().manual_seed(seed)) < 0.5)[sl]
+                x[flip] = x[flip].flip(3)
+            cache[part] = (x.to(self.device, non_blocking=True), c.to(self.device) if c is not None else None)
+        return cache[part]
 
     def _set_lr(self, total: int):
         f = lr_factor(self.cfg, self.cur_nimg / max(total, 1))
@@ -245,36 +289,53 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.base_lr[k] * f
 
-    def _run_phase(self, phase: Phase, stats: dict):
+    def _run_phase(self, index: int, phase: Phase, stats: dict):
+        """``phase.repeat`` optimizer steps; each sums the gradients of this process's accumulation
+        rounds (loss / rounds) and averages them over processes before stepping."""
         module = self.G if phase.module == "G" else self.D
         other = self.D if phase.module == "G" else self.G
         module.requires_grad_(True)
         other.requires_grad_(False)
         opt = self.opt[phase.module]
-        for _ in range(phase.repeat):
+        parts = self.world * self.rounds
+        for r in range(phase.repeat):
+            seed = iteration_seed(iteration_seed(self.cfg.seed, self.iteration), 1 + index * 1009 + r)
             drawn = phase.real and not (phase.reuse_real and self._last_real is not None)
             if drawn:
-                self._last_real = self._real_batch()
-            real, labels = self._last_real if phase.real else (None, None)
-            step = Step(self.G, self.D, real, labels, self.cfg.batch_size, self.iteration, self.device)
-            out = phase.loss(step)
+                self._last_real = (self.order.next(), seed, {})
             opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            rounds = distributed.RoundBuffers((self.G, self.D)) if self.rounds > 1 else None
+            for a in range(self.rounds):
+                part = self.rank * self.rounds + a
+                real, labels = self._real_part(part) if phase.real else (None, None)
+                part_seed = iteration_seed(seed, part)  # what else the loss draws (noise, mixing): per part
+                torch.manual_seed(part_seed)
+                random.seed(part_seed)
+                step = Step(self.G, self.D, real, labels, self.micro, self.iteration, self.device,
+                            part=part, parts=parts, seed=seed)
+                out = phase.loss(step)
+                (out["loss"] / self.rounds if self.rounds > 1 else out["loss"]).backward()
+                if rounds is not None:
+                    rounds.end_round()
+                for k, v in out.items():
+                    key = f"{phase.name}/{k}"
+                    s = stats.setdefault(key, [0.0, 0])
+                    s[0] += float(v.detach()) if torch.is_tensor(v) else float(v)
+                    s[1] += 1
+            if rounds is not None:
+                rounds.finish()
+            distributed.all_reduce_mean_grads(module, self.world)
             opt.step()
             if phase.after is not None:
                 phase.after(module)
             if drawn:
                 self.cur_nimg += self.cfg.batch_size
-            for k, v in out.items():
-                key = f"{phase.name}/{k}"
-                s = stats.setdefault(key, [0.0, 0])
-                s[0] += float(v.detach()) if torch.is_tensor(v) else float(v)
-                s[1] += 1
         other.requires_grad_(True)
 
     # ------------------------------------------------------------------ loop
     def step(self, total: int, stats: dict | None = None) -> None:
-        """One training iteration: reseed from (seed, iteration), run every due phase, update the EMA."""
+        """One training iteration: every due phase (each reseeded from (seed, iteration, phase,
+        micro-batch)), running statistics averaged over processes, then the EMA."""
         cfg = self.cfg
         seed = iteration_seed(cfg.seed, self.iteration)
         torch.manual_seed(seed)
@@ -282,9 +343,11 @@ class Trainer:
         self._set_lr(total)
         before = self.cur_nimg
         self._last_real = None
-        for phase in self.phases:
+        base = distributed.buffer_state((self.G, self.D)) if self.world > 1 else None
+        for i, phase in enumerate(self.phases):
             if self.iteration % phase.every == 0:
-                self._run_phase(phase, {} if stats is None else stats)
+                self._run_phase(i, phase, {} if stats is None else stats)
+        distributed.average_buffers((self.G, self.D), base, self.world)
         update_ema(self.G_ema, self.G, ema_beta(cfg.batch_size, self.cur_nimg, cfg.ema_kimg, cfg.ema_rampup))
         self.iteration += 1
         if self.cur_nimg == before:
@@ -296,14 +359,18 @@ class Trainer:
 
         self.setup()
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=2))
+        main = self.rank == 0  # only process 0 writes files (config, log, samples, checkpoints)
         total = int(round(cfg.kimg * 1000))
-        # records past the checkpoint we start from (a killed attempt's) are dropped from the log
-        logger = RunLogger(self.out, cfg.tensorboard, resume_kimg=self.cur_nimg / 1000, purge_step=self.iteration)
-        self._save_reals()
-        if self.resume_from is None:
-            self._sample_grid()
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=2))
+            # records past the checkpoint we start from (a killed attempt's) are dropped from the log
+            logger = RunLogger(self.out, cfg.tensorboard, resume_kimg=self.cur_nimg / 1000, purge_step=self.iteration)
+            self._save_reals()
+            if self.resume_from is None:
+                self._sample_grid()
+        else:
+            logger = _NoLogger()
         stop = {"flag": False}
 
         def on_sigint(signum, frame):
@@ -312,7 +379,8 @@ class Trainer:
             stop["flag"] = True
 
         old_handler = signal.signal(signal.SIGINT, on_sigint)
-        bar = tqdm(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True, disable=not self.progress,
+        bar = tqdm(total=total, initial=min(self.cur_nimg, total), unit="img", unit_scale=True,
+                   disable=not (self.progress and main),
                    desc=f"{self.family_name}", dynamic_ncols=True,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)  # fewer lines in CI logs
         stats: dict = {}
@@ -323,7 +391,7 @@ class Trainer:
         n_eval = max(1, int(cfg.eval_kimg * 1000)) if cfg.eval_metrics and cfg.eval_kimg > 0 else 0
         try:
             while self.cur_nimg < total:
-                if stop["flag"]:
+                if distributed.any_flag(stop["flag"], self.world, self.device):
                     status = "interrupted"
                     break
                 before = self.cur_nimg
@@ -342,20 +410,27 @@ class Trainer:
                     bar.set_postfix({"img/s": f"{rate:.0f}",
                                      **{k: f"{s[0] / max(s[1], 1):.3f}" for k, s in stats.items() if k.endswith("/loss")}})
                     stats, tick_start, tick_nimg = {}, time.time(), self.cur_nimg
-                if crossed(n_sample):
+                if crossed(n_sample) and main:
                     logger.image("samples", self._sample_grid(), self.iteration)
                 if crossed(n_snap):
-                    self._save()
+                    if main:
+                        self._save()
                     last_save = self.cur_nimg
-                if n_eval and crossed(n_eval) and self.cur_nimg < total:
+                if n_eval and crossed(n_eval) and self.cur_nimg < total and main:
                     logger.log(self._evaluate(), self.iteration)
         finally:
             signal.signal(signal.SIGINT, old_handler)
             bar.close()
-        if last_save != self.cur_nimg:
+        if last_save != self.cur_nimg and main:
             self._save()
-        summary = {"status": status, "run": str(self.out), "kimg": self.cur_nimg / 1000,
-                   "checkpoint": str(ckpt.list_checkpoints(self.out)[-1])}
+        summary = {"status": status, "run": str(self.out), "kimg": self.cur_nimg / 1000}
+        if self.world > 1:  # every process must end with the same weights (NVIDIA's ddp consistency check)
+            summary["processes"] = self.world
+            summary["ranks_max_divergence"] = distributed.max_divergence((self.G, self.D, self.G_ema))
+            torch.distributed.barrier()
+        summary["checkpoint"] = str(ckpt.list_checkpoints(self.out)[-1])
+        if not main:
+            return summary
         if status == "done":
             summary["samples"] = str(self._sample_grid())
             if cfg.eval_metrics:
