@@ -30,7 +30,9 @@ def test_family_covers_the_ring(family, min_modes, tmp_path):
     m = s["metric_values"]
     print(f"{family} ring8:", {k: v for k, v in m.items() if not isinstance(v, list)})
     assert m["modes_covered"] >= min_modes
-    assert m["high_quality_share"] > 0.5
+    # wgan-gp over seeds 0-7: 46-77% when it covers the ring (about 1 run in 8 collapses, in the
+    # random streams before and after the distributed-training change); untrained G: ~0%
+    assert m["high_quality_share"] > 0.4
 
 
 def test_dcgan_makes_recognisable_digits(tmp_path):

@@ -207,6 +207,11 @@ class Trainer:
         self.base_lr = {"G": cfg.g_lr * ratios.get("G", 1.0), "D": cfg.d_lr * ratios.get("D", 1.0)}
         self.opt = {k: make_optimizer(m.parameters(), cfg, self.base_lr[k], ratios.get(k, 1.0))
                     for k, m in (("G", self.G), ("D", self.D))}
+        if cfg.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"--train.precision {cfg.precision}: use fp32, bf16 or fp16")
+        # fp16 needs loss scaling so small gradients survive (Micikevicius et al. 2018, section 3.2)
+        self.scaler = ({k: torch.amp.GradScaler(self.device.type) for k in self.opt}
+                       if cfg.precision == "fp16" else None)
         self.phases: list[Phase] = self.family.phases(self.model_cfg, self.G, self.D, cfg)
         self.cur_nimg, self.iteration, self.elapsed = 0, 0, 0.0
         if self.resume_from is not None:
@@ -223,6 +228,9 @@ class Trainer:
         state = ckpt.load_state(where)
         for k, opt in self.opt.items():
             opt.load_state_dict(state["optimizers"][k])
+        if self.scaler is not None and "scalers" in state:
+            for k, sc in self.scaler.items():
+                sc.load_state_dict(state["scalers"][k])
         self.cur_nimg, self.iteration, self.elapsed = state["cur_nimg"], state["iteration"], state["elapsed"]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate((state["rng"]["python"][0], tuple(state["rng"]["python"][1]), state["rng"]["python"][2]))
@@ -234,6 +242,7 @@ class Trainer:
         py = random.getstate()
         state = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "elapsed": self.elapsed,
                  "optimizers": {k: o.state_dict() for k, o in self.opt.items()},
+                 **({"scalers": {k: sc.state_dict() for k, sc in self.scaler.items()}} if self.scaler else {}),
                  "rng": {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]]}}
         return ckpt.save_checkpoint(self.out, self.cur_nimg, tensors, state, self.config, keep=self.cfg.keep)
 
@@ -289,6 +298,15 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.base_lr[k] * f
 
+    def _autocast(self):
+        """Mixed precision around a loss: bf16 or fp16 autocast, or nothing for fp32."""
+        import contextlib
+
+        if self.cfg.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
     def _run_phase(self, index: int, phase: Phase, stats: dict):
         """``phase.repeat`` optimizer steps; each sums the gradients of this process's accumulation
         rounds (loss / rounds) and averages them over processes before stepping."""
@@ -313,8 +331,10 @@ class Trainer:
                 random.seed(part_seed)
                 step = Step(self.G, self.D, real, labels, self.micro, self.iteration, self.device,
                             part=part, parts=parts, seed=seed)
-                out = phase.loss(step)
-                (out["loss"] / self.rounds if self.rounds > 1 else out["loss"]).backward()
+                with self._autocast():
+                    out = phase.loss(step)
+                loss = out["loss"].float() / self.rounds if self.rounds > 1 else out["loss"].float()
+                (self.scaler[phase.module].scale(loss) if self.scaler else loss).backward()
                 if rounds is not None:
                     rounds.end_round()
                 for k, v in out.items():
@@ -325,7 +345,11 @@ class Trainer:
             if rounds is not None:
                 rounds.finish()
             distributed.all_reduce_mean_grads(module, self.world)
-            opt.step()
+            if self.scaler:  # skips the step when a gradient overflowed, then adapts the scale
+                self.scaler[phase.module].step(opt)
+                self.scaler[phase.module].update()
+            else:
+                opt.step()
             if phase.after is not None:
                 phase.after(module)
             if drawn:
