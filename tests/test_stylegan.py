@@ -41,10 +41,10 @@ def test_conditional_parameter_counts_equal_nvidia():
 
 
 # ----------------------------------------------------------------------------- building blocks
-def upfirdn2d_reference(x, taps, up, down, pad, gain):
-    """Direct float64 definition: zero insertion, padding, 2-D convolution, decimation."""
+def filter_reference(x, f, up, down, pad, gain):
+    """Direct float64 definition with a 2-D filter ``f``: zero insertion, padding, convolution, decimation."""
     x = x.double().numpy()
-    f = np.outer(taps, taps) / np.sum(taps) ** 2 * gain
+    f = np.asarray(f, dtype=np.float64) * gain
     B, C, H, W = x.shape
     u = np.zeros((B, C, H * up, W * up))
     u[:, :, ::up, ::up] = x
@@ -57,7 +57,12 @@ def upfirdn2d_reference(x, taps, up, down, pad, gain):
     for i in range(k):
         for j in range(k):
             out += fl[i, j] * u[:, :, i:i + out.shape[2], j:j + out.shape[3]]
-    return torch.from_numpy(out[:, :, ::down, ::down].copy())
+    return out[:, :, ::down, ::down].copy()
+
+
+def upfirdn2d_reference(x, taps, up, down, pad, gain):
+    """The separable FIR filter ``taps`` (normalized) through :func:`filter_reference`."""
+    return torch.from_numpy(filter_reference(x, np.outer(taps, taps) / np.sum(taps) ** 2, up, down, pad, gain))
 
 
 @pytest.mark.parametrize("taps", [(1, 3, 3, 1), (1, 2, 1), (1, 2, 3, 4)])

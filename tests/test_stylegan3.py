@@ -13,6 +13,8 @@ from gankit.models.stylegan3 import design_lowpass_filter, layer_specs
 from gankit.nn import filtered_lrelu, gaussian_blur, upfirdn2d
 from gankit.training.trainer import Trainer
 
+from .test_stylegan import filter_reference
+
 
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
@@ -32,25 +34,6 @@ def test_layer_specs_follow_figure_4b():
     assert (s["sampling_rates"] >= np.minimum(2 * s["stopbands"], 1024) - 1e-9).all()  # no aliasing below f_t
     assert list(s["sizes"][:2]) == [36, 36] and list(s["sizes"][-2:]) == [1024, 1024]  # 10 px margins
     assert s["channels"][-1] == 3
-
-
-def filter_reference(x, f, up, down, pad, gain):
-    """Direct float64 upfirdn with a 2-D filter: zero insertion, padding, convolution, decimation."""
-    x = x.double().numpy()
-    f = np.asarray(f, dtype=np.float64) * gain
-    B, C, H, W = x.shape
-    u = np.zeros((B, C, H * up, W * up))
-    u[:, :, ::up, ::up] = x
-    x0, x1, y0, y1 = pad
-    u = np.pad(u, ((0, 0), (0, 0), (max(y0, 0), max(y1, 0)), (max(x0, 0), max(x1, 0))))
-    u = u[:, :, max(-y0, 0):u.shape[2] - max(-y1, 0), max(-x0, 0):u.shape[3] - max(-x1, 0)]
-    k = f.shape[0]
-    fl = f[::-1, ::-1]
-    out = np.zeros((B, C, u.shape[2] - k + 1, u.shape[3] - k + 1))
-    for i in range(k):
-        for j in range(k):
-            out += fl[i, j] * u[:, :, i:i + out.shape[2], j:j + out.shape[3]]
-    return out[:, :, ::down, ::down]
 
 
 @pytest.mark.parametrize("up,down,radial", [(2, 2, False), (4, 2, False), (2, 2, True), (2, 1, False)])
