@@ -35,19 +35,21 @@ def init(device_type: str) -> None:
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
 
 
+def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> list[torch.Tensor]:
+    """The mean over processes of each tensor, through one flat all-reduce."""
+    flat = torch.cat([t.flatten() for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world
+    return [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
+
+
 def all_reduce_mean_grads(module: nn.Module, world: int) -> None:
     """Averages the gradients of ``module`` over processes in one flat all-reduce."""
     params = [p for p in module.parameters() if p.grad is not None]
     if world <= 1 or not params:
         return
-    flat = torch.cat([p.grad.flatten() for p in params])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-        offset += n
+    for p, g in zip(params, _all_reduce_mean([p.grad for p in params], world)):
+        p.grad.copy_(g)
 
 
 def buffer_state(modules) -> dict[str, torch.Tensor]:
@@ -69,14 +71,9 @@ def average_buffers(modules, base: dict[str, torch.Tensor], world: int) -> None:
     bufs = {k: b for k, b in _buffers(modules).items() if b.is_floating_point()}
     if not bufs:
         return
-    flat = torch.cat([(b - base[k]).flatten() for k, b in bufs.items()])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for k, b in bufs.items():
-        n = b.numel()
-        b.copy_(base[k] + flat[offset:offset + n].view_as(b))
-        offset += n
+    deltas = _all_reduce_mean([b - base[k] for k, b in bufs.items()], world)
+    for (k, b), d in zip(bufs.items(), deltas):
+        b.copy_(base[k] + d)
 
 
 class RoundBuffers:
