@@ -396,6 +396,42 @@ def cmd_import(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: list[str]) -> int:
+    p = Parser(prog="gankit bench", description="Generation and training images/s, achieved FLOP/s as a share of this "
+               "machine's conv2d peak (measured in the same run), and peak memory, per family and resolution.",
+               epilog="examples:\n  gankit bench stylegan2 --preset small --res 32,64\n"
+                      "  gankit bench dcgan gan --res 32 --out bench.json\n"
+                      "  gankit bench stylegan2 --preset small --compile --device cuda --precision bf16",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("families", nargs="*", default=["stylegan2"], help="families to measure (default: stylegan2)")
+    p.add_argument("--preset", default=None, help="a preset of each family (stylegan2's `small` is the config "
+                   "docs/performance.md compares with NVIDIA's code)")
+    p.add_argument("--res", default="32,64", help="resolutions, comma-separated (default: 32,64)")
+    p.add_argument("--batch", type=int, default=8, help="training batch (default: 8)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (compiling takes minutes)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    p.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per figure (default: 2)")
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+    args = p.parse_args(argv)
+    try:
+        res = [int(r) for r in args.res.split(",")]
+    except ValueError:
+        raise ConfigError(f"--res {args.res!r}: give resolutions like 32,64") from None
+    from .api import get_family
+    from .tools.bench import run_all
+
+    for fam in args.families:
+        f = get_family(fam)
+        if args.preset is not None and args.preset not in f.presets:
+            raise ConfigError(f"--preset {args.preset}: {fam} has {', '.join(sorted(f.presets))}")
+    result = run_all(args.families, res, preset=args.preset, batch=args.batch, device=args.device,
+                     precision=args.precision, compile=args.compile, min_time=args.min_time, threads=args.threads,
+                     out=args.out)
+    return 0 if result["rows"] else 1
+
+
 def cmd_models(argv: list[str]) -> int:
     p = Parser(prog="gankit models", description="List families and their presets.",
                epilog="examples:\n  gankit models\n  gankit models stylegan2     # each preset with its description",
@@ -503,13 +539,13 @@ def cmd_eval(argv: list[str]) -> int:
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
             "interpolate": cmd_interpolate, "eval": cmd_eval, "project": cmd_project,
             "import": cmd_import, "export": cmd_export, "demo": cmd_demo, "models": cmd_models,
-            "dataset": cmd_dataset}
+            "dataset": cmd_dataset, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,export,demo,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,export,demo,bench,models,dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
               "  generate  samples from a trained run, one per seed\n"
               "  mix       the style-mixing figure of a StyleGAN run\n"
@@ -519,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
               "  export    a generator as TorchScript or ONNX, checked against PyTorch\n"
               "  demo      a web page for a StyleGAN run (127.0.0.1 by default)\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
+              "  bench     images/s, FLOP/s (share of conv2d peak) and memory per family and resolution\n"
               "  models    families and presets\n"
               "  dataset   dataset tools (check)\n")
         return 0 if argv else 2

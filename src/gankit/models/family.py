@@ -81,6 +81,9 @@ class Phase:
         reuse_real: take the real batch of the previous real phase of this iteration instead of
             drawing (and counting) a new one, as StyleGAN2's R1 phase shares D's batch.
         after: called with the module after each optimizer step (e.g. weight clipping).
+        higher_order: the loss differentiates through a gradient (R1, gradient penalty, path
+            length); with ``--train.compile`` such phases run the networks eagerly, since
+            compiled graphs do not support double backward.
     """
 
     name: str
@@ -91,6 +94,7 @@ class Phase:
     real: bool = False
     reuse_real: bool = False
     after: Callable[[nn.Module], None] | None = None
+    higher_order: bool = False
 
 
 @dataclass
@@ -154,6 +158,10 @@ class Family:
         """Extra pictures written when training ends (e.g. a truncation strip); returns their paths."""
         return []
 
+    def compile_targets(self, G: nn.Module, D: nn.Module) -> list[nn.Module]:
+        """The modules the phases call, compiled in place by ``--train.compile``."""
+        return [G, D]
+
     def optimizer_ratios(self, cfg) -> dict[str, float]:
         """Per-network ratio r for lazy regularization: Adam runs with lr * r and betas ** r."""
         return {}
@@ -197,4 +205,5 @@ def adversarial_phases(loss: str, n_critic: int = 1, d_penalty: Callable[[Step, 
         fake_out = s.D(s.G(s.z()))
         return {"loss": g_loss(loss, fake_out)}
 
-    return [Phase("D", "D", d_step, repeat=n_critic, real=True, after=after_d), Phase("G", "G", g_step)]
+    return [Phase("D", "D", d_step, repeat=n_critic, real=True, after=after_d, higher_order=d_penalty is not None),
+            Phase("G", "G", g_step)]

@@ -71,6 +71,13 @@ class StyleGAN2Config:
 
 
 # ----------------------------------------------------------------------------- generator
+def use_channels_last(setting: bool | None) -> bool:
+    """Whether to run convolutions on channels_last activations. None (auto): only when autograd is
+    off. On 2 CPU cores channels_last made generation 1.5x faster, but training slower, because
+    oneDNN's weight gradients in that layout are slower (benchmarks/stylegan2_speed.py)."""
+    return (not torch.is_grad_enabled()) if setting is None else setting
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution (optionally 2x upsampling), noise, bias, leaky ReLU (Figure 2c)."""
 
@@ -182,6 +189,7 @@ class SynthesisNetwork(nn.Module):
             self.num_ws += block.num_conv
             setattr(self, f"b{res}", block)
         self.num_ws += 1  # the last tRGB; skip blocks' tRGBs share the next block's first w
+        self.channels_last: bool | None = None  # activation layout; None = channels_last only without autograd
 
     def forward(self, ws: Tensor, noise_mode: str = "random", fused: bool | None = None) -> Tensor:
         if ws.shape[1:] != (self.num_ws, self.w_dim):
@@ -192,11 +200,14 @@ class SynthesisNetwork(nn.Module):
             fused = False
         x = img = None
         i = 0
+        channels_last = use_channels_last(self.channels_last)
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             x, img = block(x, img, ws.narrow(1, i, block.num_conv + block.num_torgb), noise_mode, fused)
+            if channels_last and res == 4:  # the layout every later layer inherits
+                x = x.contiguous(memory_format=torch.channels_last)
             i += block.num_conv
-        return img
+        return img.contiguous() if channels_last else img
 
 
 class Generator(nn.Module):
@@ -306,11 +317,14 @@ class Discriminator(nn.Module):
         cmap_dim = ch[4] if c_dim > 0 else 0
         if c_dim > 0:
             self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None, **(mapping_kwargs or {}))
+        self.channels_last: bool | None = None  # activation layout; None = channels_last only without autograd
         self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, img_channels, architecture, mbstd_group, mbstd_channels,
                                         conv_clamp)
 
     def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:
         x = None
+        if use_channels_last(self.channels_last):
+            img = img.contiguous(memory_format=torch.channels_last)
         for res in self.block_resolutions:
             x, img = getattr(self, f"b{res}")(x, img)
         cmap = None
@@ -417,12 +431,14 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
         real = s.real.detach().requires_grad_(True)
         return r1_term(s, real, run_D(s, real, labels(s, True)), float(cfg.d_reg_interval))
 
-    phases = [Phase("G", "G", g_main)]
+    phases = [Phase("G", "G", g_main, higher_order=cfg.pl_weight > 0 and not lazy_pl)]
     if lazy_pl:
-        phases.append(Phase("Greg", "G", lambda s: pl_term(s, float(cfg.g_reg_interval)), every=cfg.g_reg_interval))
-    phases.append(Phase("D", "D", d_main, real=True))
+        phases.append(Phase("Greg", "G", lambda s: pl_term(s, float(cfg.g_reg_interval)), every=cfg.g_reg_interval,
+                            higher_order=True))
+    phases.append(Phase("D", "D", d_main, real=True, higher_order=cfg.r1_gamma > 0 and not lazy_r1))
     if lazy_r1:
-        phases.append(Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True))
+        phases.append(Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True,
+                            higher_order=True))
     return phases
 
 
@@ -468,6 +484,9 @@ class StyleFamily(Family):
 
     def data_fields(self, info):
         return {**super().data_fields(info), "c_dim": info.num_classes or 0}
+
+    def compile_targets(self, G, D):
+        return [G.mapping, G.synthesis, D]  # the style phases call these, not G itself
 
     def fit_to_data(self, cfg, info, user_overrides):
         cfg = super().fit_to_data(cfg, info, user_overrides)
@@ -516,6 +535,11 @@ class StyleGAN2(StyleFamily):
         "paper256": {"model": {"channel_base": 16384, "mbstd_group": 8, "r1_gamma": 1.0},
                      "train": {"batch_size": 64, "g_lr": 0.0025, "d_lr": 0.0025, "ema_kimg": 20.0}},
         # CPU presets: narrow networks and a short mapping network that learn in minutes on 2 cores
+        "small": {"model": {"z_dim": 128, "w_dim": 128, "mapping_layers": 2, "channel_base": 16384,
+                            "channel_max": 128, "conv_clamp": 256.0, "mbstd_group": 4},
+                  "train": {"batch_size": 8},
+                  "doc": "the speed-comparison config of docs/performance.md (`gankit bench stylegan2 --preset small`): "
+                         "128-d latents, 2 mapping layers, 128 channels, conv_clamp 256, batch 8"},
         "cpu-32": {"model": {"z_dim": 64, "w_dim": 64, "mapping_layers": 2, "channel_base": 2048, "channel_max": 64,
                              "r1_gamma": 0.1, "mbstd_group": 4},
                    "train": {"batch_size": 16, "ema_kimg": 1.0, "ema_rampup": 0.05, "kimg": 100.0,

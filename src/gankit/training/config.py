@@ -31,6 +31,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast around every loss (fp16 with a gradient scaler)
+    compile: bool = False  # torch.compile the networks (first steps are slow while it compiles)
     tensorboard: bool = True
     metrics: bool = True  # mode metrics at the end when the data has them
     eval_metrics: str = ""  # gankit eval metrics to log during training, e.g. "fid,kid" or "fid,ppl-w"

@@ -203,6 +203,9 @@ class Trainer:
             self.D = distributed.sync_batchnorm(self.D, self.device.type)
         self.G, self.D = self.G.to(self.device), self.D.to(self.device)
         self.G_ema = make_ema(self.G)
+        if cfg.compile:  # in place, after the EMA copy: parameter names and checkpoints are unchanged
+            for module in self.family.compile_targets(self.G, self.D):
+                module.compile()
         ratios = self.family.optimizer_ratios(self.model_cfg)
         self.base_lr = {"G": cfg.g_lr * ratios.get("G", 1.0), "D": cfg.d_lr * ratios.get("D", 1.0)}
         self.opt = {k: make_optimizer(m.parameters(), cfg, self.base_lr[k], ratios.get(k, 1.0))
@@ -298,14 +301,18 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.base_lr[k] * f
 
-    def _autocast(self):
-        """Mixed precision around a loss: bf16 or fp16 autocast, or nothing for fp32."""
+    def _autocast(self, phase: Phase):
+        """Mixed precision around a loss (bf16 or fp16 autocast, nothing for fp32); with
+        ``--train.compile``, a phase that differentiates through a gradient runs eagerly."""
         import contextlib
 
-        if self.cfg.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        stack = contextlib.ExitStack()
+        if self.cfg.compile and phase.higher_order:
+            stack.enter_context(torch.compiler.set_stance("force_eager"))
+        if self.cfg.precision != "fp32":
+            dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+            stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
+        return stack
 
     def _run_phase(self, index: int, phase: Phase, stats: dict):
         """``phase.repeat`` optimizer steps; each sums the gradients of this process's accumulation
@@ -331,7 +338,7 @@ class Trainer:
                 random.seed(part_seed)
                 step = Step(self.G, self.D, real, labels, self.micro, self.iteration, self.device,
                             part=part, parts=parts, seed=seed)
-                with self._autocast():
+                with self._autocast(phase):
                     out = phase.loss(step)
                 loss = out["loss"].float() / self.rounds if self.rounds > 1 else out["loss"].float()
                 (self.scaler[phase.module].scale(loss) if self.scaler else loss).backward()
