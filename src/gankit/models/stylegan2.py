@@ -96,12 +96,19 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False,
                 gain: float = 1.0) -> Tensor:
         styles = self.affine(w)  # (B, I)
-        x, _ = modulated_conv2d(x, self.weight, styles, demodulate=self.demodulate, up=self.up,
-                                padding=self.padding, resample_filter=self.resample_filter, fused=fused)
+        # lrelu(conv + noise + b) * g == lrelu(g conv + g (noise + b)) for g > 0: the noise, bias and
+        # gain join the demodulation multiply in one pass (modulated_conv2d's gain / add)
+        g = math.sqrt(2) * gain
+        add = self.bias.view(1, -1, 1, 1).to(x.dtype)
         if self.noise is not None:
-            x = self.noise(x, noise_mode)
+            size = (x.shape[2] * self.up, x.shape[3] * self.up)
+            n = self.noise.sample(x.shape[0], size, x.device, x.dtype, noise_mode)
+            add = add if n is None else add + n
+        x, _ = modulated_conv2d(x, self.weight, styles, demodulate=self.demodulate, up=self.up,
+                                padding=self.padding, resample_filter=self.resample_filter, fused=fused,
+                                gain=g, add=add * g)
         clamp = self.conv_clamp * gain if self.conv_clamp else None
-        return bias_act(x, self.bias, act="lrelu", gain=math.sqrt(2) * gain, clamp=clamp)
+        return bias_act(x, None, act="lrelu", gain=1.0, clamp=clamp)
 
 
 class ToRGBLayer(nn.Module):
@@ -117,8 +124,9 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, fused: bool = False) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        x, _ = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
-        return bias_act(x, self.bias, clamp=self.conv_clamp or None)
+        x, _ = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused,
+                                add=self.bias.view(1, -1, 1, 1).to(x.dtype))
+        return bias_act(x, None, clamp=self.conv_clamp or None)
 
 
 class SynthesisBlock(nn.Module):

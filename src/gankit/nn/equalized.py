@@ -25,8 +25,10 @@ def bias_act(x: Tensor, b: Tensor | None = None, act: str = "linear", gain: floa
              clamp: float | None = None, dim: int = 1) -> Tensor:
     """x + b, activation, times ``gain`` (default sqrt(2) for lrelu/relu), clamped to +-clamp.
 
-    The leaky ReLU slope is 0.2 (Karras et al. 2018 section 4.2). Clamping the pre-gain output
-    is StyleGAN2-ADA's guard for mixed precision (``conv_clamp``).
+    The leaky ReLU slope is 0.2 (Karras et al. 2018 section 4.2). Clamping the output is
+    StyleGAN2-ADA's guard for mixed precision (``conv_clamp``). The clamp runs as ``hardtanh``,
+    the same values with a one-pass backward (clamp's backward takes three); the gradients differ
+    only at exactly +-clamp.
     """
     if b is not None:
         shape = [1] * x.ndim
@@ -42,7 +44,7 @@ def bias_act(x: Tensor, b: Tensor | None = None, act: str = "linear", gain: floa
     if g != 1:
         x = x * g
     if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+        x = F.hardtanh(x, -clamp, clamp)
     return x
 
 
@@ -103,10 +105,15 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: Tensor, gain: float = 1.0) -> Tensor:
-        w = self.weight * self.weight_gain
-        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding)
+        # act(conv(x) + b) * g == act(conv(x) g + b g) for g > 0 (leaky ReLU, ReLU and linear are
+        # positively homogeneous): the gain goes into the small weight and bias, and the bias into
+        # the convolution, which saves two passes over the output
+        g = self.act_gain * gain
+        w = self.weight * (self.weight_gain * g)
+        b = self.bias * g if self.bias is not None else None
+        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding, bias=b)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp)
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape

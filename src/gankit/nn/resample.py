@@ -141,7 +141,7 @@ def downsample2d(x: Tensor, f: Tensor, down: int = 2, padding: int = 0) -> Tenso
 
 
 def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None = None, up: int = 1, down: int = 1, padding: int = 0,
-                    groups: int = 1) -> Tensor:
+                    groups: int = 1, bias: Tensor | None = None) -> Tensor:
     """Convolution (cross-correlation, as ``F.conv2d``) with FIR up- or down-sampling around it.
 
     The layouts of NVIDIA's ``conv2d_resample``: a 3x3 upsampling convolution is a stride-2
@@ -152,22 +152,23 @@ def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None = None, up: int = 1, 
         x: (B, I * groups... ) input; w: (O, I, kh, kw) weight (O = out channels, all groups).
         f: 1-D FIR filter (required when up or down > 1).
         padding: the convolution's own padding (``k // 2`` for "same").
+        bias: (O,) added to the output, inside the convolution where it is the last operation.
     """
     O, _, kh, kw = w.shape
     if up == 1 and down == 1:
-        return F.conv2d(x, w, padding=padding, groups=groups)
+        return F.conv2d(x, w, bias, padding=padding, groups=groups)
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample does both up and down sampling only through two calls")
     k = f.numel()
     if kh == 1 and kw == 1:
         if down > 1:  # filter on the smaller output side is impossible; filter first, then 1x1
-            return F.conv2d(downsample2d(x, f, down, padding), w, groups=groups)
-        return upsample2d(F.conv2d(x, w, groups=groups), f, up, padding)
+            return F.conv2d(downsample2d(x, f, down, padding), w, bias, groups=groups)
+        return _add_bias(upsample2d(F.conv2d(x, w, groups=groups), f, up, padding), bias)
     if down > 1:
         p0 = padding + (k - down + 1) // 2
         p1 = padding + (k - down) // 2
         x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
-        return F.conv2d(x, w, stride=down, groups=groups)
+        return F.conv2d(x, w, bias, stride=down, groups=groups)
     # up > 1: transposed convolution (the adjoint of correlation, so the weight is used unflipped
     # as NVIDIA's flip_weight=False does), then the filter with gain up**2
     p0 = padding + (k + up - 1) // 2 - (kw - 1)
@@ -178,4 +179,8 @@ def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None = None, up: int = 1, 
     else:
         wt = w.reshape(groups, O // groups, -1, kh, kw).transpose(1, 2).reshape(-1, O // groups, kh, kw)
     x = F.conv_transpose2d(x, wt, stride=up, padding=pt, groups=groups)
-    return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up)
+    return _add_bias(upfirdn2d(x, f, padding=(p0 + pt, p1 + pt, p0 + pt, p1 + pt), gain=up * up), bias)
+
+
+def _add_bias(x: Tensor, bias: Tensor | None) -> Tensor:
+    return x if bias is None else x + bias.view(1, -1, 1, 1)

@@ -100,7 +100,7 @@ class MappingNetwork(nn.Module):
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, up: int = 1,
                      padding: int = 0, resample_filter: Tensor | None = None, fused: bool = False,
-                     eps: float = 1e-8) -> tuple[Tensor, Tensor | None]:
+                     eps: float = 1e-8, gain: float = 1.0, add: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """Modulated convolution with weight demodulation (StyleGAN2 section 2.2, eqs. 1-3).
 
     w'_ijk = s_i w_ijk (eq. 1); sigma_j = sqrt(sum_ik w'_ijk^2 + eps) (eq. 2); w''_ijk = w'_ijk / sigma_j (eq. 3).
@@ -110,10 +110,14 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
     same maths. Either way sigma_j comes from the closed form sum_i s_i^2 sum_k w_ijk^2, a (B, I) x
     (I, O) product, without materialising B weight tensors just to normalize them.
 
+    ``gain`` and ``add`` make the output ``gain * conv + add`` in one pass (``addcmul``): the
+    layer's noise, bias and activation gain ride along with the demodulation multiply.
+
     Args:
         x: (B, I, H, W); weight: (O, I, k, k); styles: (B, I).
+        gain: scalar on the output; add: a tensor broadcast against the output (e.g. noise + bias).
     Returns:
-        the output (B, O, H', W') (no bias, no noise) and the demodulation coefficients (B, O) or None.
+        the output (B, O, H', W') and the demodulation coefficients (B, O) or None.
     """
     B, I = styles.shape
     O, _, kh, kw = weight.shape
@@ -123,13 +127,27 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
     if not fused:
         x = x * styles.view(B, I, 1, 1)
         x = conv2d_resample(x, weight, resample_filter, up=up, padding=padding)
-        return (x * dcoefs.view(B, O, 1, 1) if demodulate else x), dcoefs
-    w = weight.unsqueeze(0) * styles.view(B, 1, I, 1, 1)  # (B, O, I, k, k), eq. 1
-    if demodulate:
-        w = w * dcoefs.view(B, O, 1, 1, 1)
-    x = x.reshape(1, B * I, *x.shape[2:])
-    x = conv2d_resample(x, w.reshape(B * O, I, kh, kw), resample_filter, up=up, padding=padding, groups=B)
-    return x.reshape(B, O, *x.shape[2:]), dcoefs
+        scale = dcoefs * gain if demodulate else None
+    else:
+        w = weight.unsqueeze(0) * styles.view(B, 1, I, 1, 1)  # (B, O, I, k, k), eq. 1
+        if demodulate:
+            w = w * (dcoefs * gain).view(B, O, 1, 1, 1)
+        elif gain != 1:
+            w = w * gain
+        x = x.reshape(1, B * I, *x.shape[2:])
+        x = conv2d_resample(x, w.reshape(B * O, I, kh, kw), resample_filter, up=up, padding=padding, groups=B)
+        x = x.reshape(B, O, *x.shape[2:])
+        scale = None
+    if scale is None and gain != 1 and not fused:
+        scale = torch.full((B, O), gain, dtype=x.dtype, device=x.device)
+    if add is not None and add.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        add = add.contiguous(memory_format=torch.channels_last)  # mixed layouts take a slow elementwise path
+    if scale is not None:
+        scale = scale.view(B, O, 1, 1).to(x.dtype)
+        x = x * scale if add is None else torch.addcmul(add, x, scale)
+    elif add is not None:
+        x = x + add
+    return x, dcoefs
 
 
 class NoiseInput(nn.Module):
@@ -148,12 +166,16 @@ class NoiseInput(nn.Module):
 
     def noise(self, x: Tensor, mode: str = "random") -> Tensor | None:
         """The scaled noise to add to ``x`` (B, C, H, W), or None for ``mode="none"``."""
+        return self.sample(x.shape[0], x.shape[2:], x.device, x.dtype, mode)
+
+    def sample(self, batch: int, size, device, dtype, mode: str = "random") -> Tensor | None:
+        """The scaled noise for a (batch, C, *size) feature map, before that map exists."""
         if mode == "none":
             return None
         if mode == "random":
-            n = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+            n = torch.randn(batch, 1, *size, device=device, dtype=dtype)
         elif mode == "const":
-            n = self.noise_const.to(x.dtype).view(1, 1, *self.noise_const.shape)
+            n = self.noise_const.to(dtype).view(1, 1, *self.noise_const.shape)
         else:
             raise ValueError(f"noise mode '{mode}': use random, const or none")
         s = self.noise_strength

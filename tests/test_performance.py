@@ -1,0 +1,149 @@
+"""Optimized paths against their literal definitions: outputs and gradients (issue 7).
+
+Each speed change keeps the maths: the activation gain folded into weights and biases, the bias
+inside the convolution, noise + bias + gain riding on the demodulation multiply (addcmul), the
+clamp as hardtanh, channels_last activations in inference, and torch.compile.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gankit.nn import EqualConv2d, bias_act
+from gankit.nn.resample import conv2d_resample
+from gankit.nn.style import modulated_conv2d
+
+
+def reference_bias_act(x, b, act, gain, clamp):
+    """Bias, activation, gain, clamp: one operation after another (NVIDIA's bias_act reference)."""
+    x = x + b.view(1, -1, 1, 1) if b is not None else x
+    x = {"lrelu": lambda t: F.leaky_relu(t, 0.2), "linear": lambda t: t}[act](x) * gain
+    return x.clamp(-clamp, clamp) if clamp is not None else x
+
+
+def close(a, b, tol=1e-5):
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max()) <= tol * max(float(b.abs().max()), 1e-6)
+
+
+def grads(out, inputs, seed=0):
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
+    return torch.autograd.grad(out, inputs, g)
+
+
+def test_bias_act_clamp_is_hardtanh():
+    x = torch.randn(4, 8, 5, 5, dtype=torch.float64) * 3
+    x.view(-1)[:5] = torch.tensor([2.0, -2.0, 1.5, 0.0, -1.9], dtype=torch.float64)  # at and near the clamp
+    x.requires_grad_(True)
+    b = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    ours = bias_act(x, b, act="lrelu", gain=math.sqrt(2), clamp=2.0)
+    ref = reference_bias_act(x, b, "lrelu", math.sqrt(2), 2.0)
+    assert torch.equal(ours, ref)
+    away = (ref.abs() - 2.0).abs() > 1e-9  # the gradients differ only exactly at +-clamp
+    ga, gr = grads(ours, [x, b]), grads(ref, [x, b])
+    assert torch.equal(ga[0][away], gr[0][away])
+    assert (ours.abs() >= 2.0).any() and (ga[0] == 0).any()  # the clamp is active and stops gradients
+
+
+@pytest.mark.parametrize("k,up,down,act", [(3, 1, 1, "lrelu"), (3, 2, 1, "lrelu"), (3, 1, 2, "lrelu"),
+                                          (1, 1, 2, "linear"), (1, 1, 1, "lrelu")])
+def test_equal_conv_folds_gain_into_weights(k, up, down, act):
+    """act(conv(x) + b) * g, clamped == act(conv(x) g + b g), clamped, for the StyleGAN2 layer kinds."""
+    torch.manual_seed(0)
+    layer = EqualConv2d(6, 5, k, activation=act, up=up, down=down, conv_clamp=1.0).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(3, 6, 8, 8, dtype=torch.float64, requires_grad=True)
+    gain = math.sqrt(0.5)
+    ours = layer(x, gain=gain)
+    lin = conv2d_resample(x, layer.weight * layer.weight_gain, layer.resample_filter, up=up, down=down,
+                          padding=layer.padding)
+    ref = reference_bias_act(lin, layer.bias, act, layer.act_gain * gain, 1.0 * gain)
+    assert close(ours, ref, 1e-12)
+    assert 0 < (ref.abs() >= 1.0 * gain).double().mean() < 0.3  # the clamp acts on some outputs, not most
+    for a, b in zip(grads(ours, [x, layer.weight, layer.bias]), grads(ref, [x, layer.weight, layer.bias])):
+        assert close(a, b, 1e-10)
+
+
+@pytest.mark.parametrize("fused,gain", [(False, 1.0), (True, 1.0), (False, math.sqrt(0.5))])
+@pytest.mark.parametrize("up", [1, 2])
+def test_synthesis_layer_matches_literal_definition(fused, gain, up):
+    """Modulate, convolve, demodulate, add noise and bias, leaky ReLU times sqrt(2), clamp (StyleGAN2
+    Figure 2c) one step at a time, against the layer's one-pass version; the double backward of
+    the path length penalty included."""
+    from gankit.models.stylegan2 import SynthesisLayer
+
+    torch.manual_seed(0)
+    layer = SynthesisLayer(6, 5, 4, resolution=8 * up, up=up, conv_clamp=1.5).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+        layer.noise.noise_strength.fill_(0.7)
+    x = torch.randn(3, 6, 8, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    ours = layer(x, w, noise_mode="const", fused=fused, gain=gain)
+
+    def reference():
+        y, _ = modulated_conv2d(x, layer.weight, layer.affine(w), up=up, padding=1,
+                                resample_filter=layer.resample_filter)
+        y = y + layer.noise.noise_const.view(1, 1, 8 * up, 8 * up) * layer.noise.noise_strength
+        return reference_bias_act(y, layer.bias, "lrelu", math.sqrt(2) * gain, 1.5 * gain)
+    ref = reference()
+    assert close(ours, ref, 1e-12)
+    assert 0 < (ref.abs() >= 1.5 * gain).double().mean() < 0.3  # the clamp acts on some outputs, not most
+    params = [x, w, layer.weight, layer.bias, layer.noise.noise_strength]
+    for a, b in zip(grads(ours, params), grads(ref, params)):
+        assert close(a, b, 1e-10)
+
+    def pl(out):  # path length penalty shape: the gradient w.r.t. w, differentiated again
+        (g,) = torch.autograd.grad((out * out.detach().cos()).sum(), w, create_graph=True)
+        return torch.autograd.grad(g.square().sum(), [layer.weight, layer.bias])
+    for a, b in zip(pl(layer(x, w, noise_mode="const", fused=fused, gain=gain)), pl(reference())):
+        assert close(a, b, 1e-9)
+
+
+@pytest.mark.parametrize("family", ["stylegan2", "stylegan3"])
+def test_channels_last_inference_matches(family):
+    """Without autograd, G and D run on channels_last activations; the results match the default layout."""
+    import gankit
+
+    torch.manual_seed(0)
+    m = gankit.create(family, resolution=16, channels=3, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256,
+                      channel_max=32)
+    G, D = m.G.eval(), m.D.eval()
+    z = torch.randn(4, 16)
+    with torch.no_grad():
+        auto_img, auto_d = G(z), D(G(z))
+        cl_g = hasattr(G.synthesis, "channels_last")  # StyleGAN3's G keeps its layout; its D is StyleGAN2's
+        if cl_g:
+            G.synthesis.channels_last = False
+        D.channels_last = False
+        ref_img, ref_d = G(z), D(G(z))
+    assert auto_img.is_contiguous() or not cl_g  # handed back in the default layout
+    assert close(auto_img, ref_img) and close(auto_d, ref_d)
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    """--train.compile: two iterations of WGAN-GP's MLPs, compiled, give the eager weights (the
+    critic's gradient-penalty phase runs the compiled modules eagerly: double backward)."""
+    import torch._dynamo
+
+    from gankit.training.trainer import Trainer
+
+    weights = {}
+    for compile in (False, True):
+        torch._dynamo.reset()
+        tr = Trainer("wgan-gp", "builtin:ring8", tmp_path / str(compile), preset="cpu-toy",
+                     overrides={"train": {"compile": compile, "batch_size": 16, "tensorboard": False,
+                                          "metrics": False}}, progress=False)
+        tr.setup()
+        start = torch.cat([p.detach().flatten().clone() for p in tr.G.parameters()])
+        for _ in range(2):
+            tr.step(10**6)
+        weights[compile] = torch.cat([p.detach().flatten() for p in tr.G.parameters()])
+        if compile:
+            assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # something was compiled
+    assert not torch.equal(weights[False], start)  # the steps moved G
+    assert close(weights[True], weights[False], 1e-4)
