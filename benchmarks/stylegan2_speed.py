@@ -12,7 +12,7 @@ as given (2 by default).
 * generation: mapping + synthesis, truncation 1, constant noise, eval mode, batch 8 and 32;
 * training: one iteration of all four phases with regularization amortized,
   t(G main) + t(D main) + t(G path length) / 4 + t(D R1) / 16, each timed separately
-  (forward, backward and the Adam step), batch 8;
+  (forward, backward and the Adam step; the fastest of repeated calls), batch 8;
 * peak memory: the maximum RSS of a fresh process that ran only that config.
 
 NVIDIA's networks and loss (``training/networks.py``, ``training/loss.py``) run through the same
@@ -52,15 +52,13 @@ def timeit(fn, min_time: float, min_reps: int = 3, warmup: int = 1) -> float:
 
 
 # ----------------------------------------------------------------------------- gankit
-def gankit_setup(cfg: dict, res: int, compile: bool = False, cl: bool | None = None):
+def gankit_setup(cfg: dict, res: int, compile: bool = False):
     import gankit
     from gankit.models.family import Step
     from gankit.models.stylegan2 import style_phases, lazy_ratios
 
     m = gankit.create("stylegan2", preset="config-f", resolution=res, channels=3, **cfg)
     G, D = m.G, m.D
-    if cl:
-        G.synthesis.channels_last = D.channels_last = cl
     if compile:
         for mod in (G.mapping, G.synthesis, D):
             mod.compile()
@@ -148,7 +146,10 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = CONFIGS[config]
-    generate, phases, G = (gankit_setup(cfg, res) if impl == "gankit" else nvidia_setup(cfg, res, nvidia))
+    if impl == "nvidia":
+        generate, phases, G = nvidia_setup(cfg, res, nvidia)
+    else:  # "gankit" or "gankit+compile"
+        generate, phases, G = gankit_setup(cfg, res, compile=impl.endswith("+compile"))
     out = {"impl": impl, "config": config, "res": res, "threads": threads,
            "params_G": sum(p.numel() for p in G.parameters())}
     for batch in (8, 32):
@@ -175,6 +176,7 @@ def main():
     ap.add_argument("--min-time", type=float, default=3.0, help="seconds of timing per figure")
     ap.add_argument("--nvidia", help="path of a stylegan2-ada-pytorch checkout to time beside gankit")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's operator table")
+    ap.add_argument("--compile", action="store_true", help="also time gankit with torch.compile (gankit+compile)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # impl:config:res, run in a fresh process
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stylegan2_speed.json"))
     args = ap.parse_args()
@@ -182,7 +184,7 @@ def main():
         impl, config, res = args.one.split(":")
         print(json.dumps(measure(impl, config, int(res), args.threads, args.min_time, args.nvidia, args.profile)))
         return
-    impls = ["gankit"] + (["nvidia"] if args.nvidia else [])
+    impls = ["gankit"] + (["gankit+compile"] if args.compile else []) + (["nvidia"] if args.nvidia else [])
     rows = []
     for config in args.configs.split(","):
         for res in map(int, args.res.split(",")):
@@ -200,7 +202,7 @@ def main():
                     print("\n".join(lines[:-1]))
                 row = json.loads(lines[-1])
                 rows.append(row)
-                print(f"{impl:7s} {config:9s} {res:4d}px  gen b8 {row['gen_img_s_b8']:7.2f}  b32 {row['gen_img_s_b32']:7.2f}"
+                print(f"{impl:14s} {config:9s} {res:4d}px  gen b8 {row['gen_img_s_b8']:7.2f}  b32 {row['gen_img_s_b32']:7.2f}"
                       f"  train {row['train_img_s']:6.2f} img/s  peak RSS {row['peak_rss_mb']:6.0f} MB", flush=True)
     out = Path(args.out)
     if out.exists():  # keep earlier rows of other (impl, config, res) combinations

@@ -147,3 +147,46 @@ def test_compiled_training_matches_eager(tmp_path):
             assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # something was compiled
     assert not torch.equal(weights[False], start)  # the steps moved G
     assert close(weights[True], weights[False], 1e-4)
+
+
+def test_fp16_in_the_highest_resolutions(monkeypatch, tmp_path):
+    """StyleGAN2-ADA's scheme (--model.num-fp16-res 2, conv_clamp): the two highest-resolution blocks of
+    G and D compute in fp16, the rest and the image path in fp32; outputs stay close to fp32 and
+    a short run trains to finite weights. Forced onto the CPU here (on by default only on CUDA)."""
+    import gankit
+    from gankit.errors import ConfigError
+    from gankit.nn import precision
+    from gankit.training.trainer import Trainer
+
+    kw = dict(resolution=16, channels=3, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256, channel_max=32,
+              conv_clamp=256.0)
+    torch.manual_seed(0)
+    full = gankit.create("stylegan2", **kw)
+    torch.manual_seed(0)
+    half = gankit.create("stylegan2", **kw, num_fp16_res=2)
+    assert [b.use_fp16 for b in (half.G.synthesis.b4, half.G.synthesis.b8, half.G.synthesis.b16)] == [False, True, True]
+    assert [half.D.b16.use_fp16, half.D.b8.use_fp16] == [True, True]
+    z = torch.randn(4, 16)
+    with torch.no_grad():
+        ws = full.G.mapping(z, None)
+        ref_img, ref_d = full.G.synthesis(ws, noise_mode="const"), full.D(full.G.synthesis(ws, noise_mode="const"))
+        same_img = half.G.synthesis(ws, noise_mode="const")  # CPU: the fp16 blocks stay fp32
+        monkeypatch.setattr(precision, "FP16_DEVICES", {"cuda", "cpu"})
+        img = half.G.synthesis(ws, noise_mode="const")
+        d = half.D(img)
+    assert torch.equal(same_img, ref_img)
+    assert img.dtype == torch.float32 and d.dtype == torch.float32
+    err = float((img - ref_img).abs().max() / ref_img.abs().max())
+    assert 0 < err < 0.02, err  # really computed in fp16, and close
+    assert float((d - ref_d).abs().max()) < 0.05 * float(ref_d.abs().max()) + 1e-3
+    with pytest.raises(ConfigError, match="conv-clamp"):
+        gankit.create("stylegan2", **{**kw, "conv_clamp": 0.0}, num_fp16_res=2)
+    model = {k: v for k, v in kw.items() if k not in ("resolution", "channels")}
+    tr = Trainer("stylegan2", "builtin:shapes?res=16&n=64", tmp_path / "run", progress=False,
+                 overrides={"model": {**model, "num_fp16_res": 2},
+                            "train": {"batch_size": 8, "tensorboard": False, "metrics": False}})
+    tr.setup()
+    assert tr.scaler is not None  # loss scaling for the fp16 blocks
+    for _ in range(4):
+        tr.step(10**6)
+    assert all(torch.isfinite(p).all() for p in list(tr.G.parameters()) + list(tr.D.parameters()))

@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..losses import path_length_penalty, r1_penalty
 from ..nn import (EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, NoiseInput, bias_act, gaussian_blur,
                   modulated_conv2d)
+from ..nn.precision import block_context, fp16_active, fp16_resolution, to_block
 from ..nn.resample import setup_filter, upsample2d, downsample2d
 from ..registry import register
 from .family import Family, Phase, Step, check_power_of_two
@@ -59,6 +60,7 @@ class StyleGAN2Config:
     demodulate: bool = True  # weight demodulation (section 2.2); false = modulation only
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
     conv_clamp: float = 0.0  # clamp conv outputs to +-X (StyleGAN2-ADA uses 256 with fp16); 0 = off
+    num_fp16_res: int = 0  # the N highest resolutions in fp16 on CUDA (StyleGAN2-ADA uses 4, with conv_clamp 256)
     mbstd_group: int = 4  # minibatch stddev group size
     mbstd_channels: int = 1
     r1_gamma: float = 10.0  # R1 weight gamma (config F at 1024 px)
@@ -134,9 +136,10 @@ class SynthesisBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter=(1, 3, 3, 1),
-                 conv_clamp: float | None = None, demodulate: bool = True):
+                 conv_clamp: float | None = None, demodulate: bool = True, use_fp16: bool = False):
         super().__init__()
         self.in_channels, self.resolution, self.is_last, self.architecture = in_channels, resolution, is_last, architecture
+        self.use_fp16 = use_fp16  # StyleGAN2-ADA mixed precision (gankit.nn.precision)
         self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
         kw = dict(w_dim=w_dim, resolution=resolution, resample_filter=resample_filter, conv_clamp=conv_clamp,
                   demodulate=demodulate)
@@ -158,20 +161,24 @@ class SynthesisBlock(nn.Module):
     def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str = "random",
                 fused: bool = False) -> tuple[Tensor, Tensor | None]:
         w = ws.unbind(1)  # (B, w_dim) per layer of this block
-        if self.in_channels == 0:
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
-            x = self.conv1(x, w[0], noise_mode, fused)
-        elif self.architecture == "resnet":
-            y = self.skip(x, gain=math.sqrt(0.5))  # residual sum scaled by 1/sqrt(2) (section 4.1)
-            x = self.conv0(x, w[0], noise_mode, fused)
-            x = y + self.conv1(x, w[1], noise_mode, fused, gain=math.sqrt(0.5))
-        else:
-            x = self.conv0(x, w[0], noise_mode, fused)
-            x = self.conv1(x, w[1], noise_mode, fused)
-        if img is not None:
+        half = fp16_active(self.use_fp16, ws.device)
+        with block_context(half, ws.device):
+            if self.in_channels == 0:
+                x = to_block(self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1), half)
+                x = self.conv1(x, w[0], noise_mode, fused)
+            elif self.architecture == "resnet":
+                x = to_block(x, half)
+                y = self.skip(x, gain=math.sqrt(0.5))  # residual sum scaled by 1/sqrt(2) (section 4.1)
+                x = self.conv0(x, w[0], noise_mode, fused)
+                x = y + self.conv1(x, w[1], noise_mode, fused, gain=math.sqrt(0.5))
+            else:
+                x = self.conv0(to_block(x, half), w[0], noise_mode, fused)
+                x = self.conv1(x, w[1], noise_mode, fused)
+            y = self.torgb(x, w[self.num_conv], fused) if self.num_torgb else None
+        if img is not None:  # the image path stays fp32, as in StyleGAN2-ADA
             img = upsample2d(img, self.resample_filter)  # skip G: upsampled sum of tRGB outputs
-        if self.num_torgb:
-            y = self.torgb(x, w[self.num_conv], fused)
+        if y is not None:
+            y = y.float() if half else y
             img = y if img is None else img + y
         return x, img
 
@@ -185,7 +192,7 @@ class SynthesisNetwork(nn.Module):
     """g: W -> image, from a learned 4x4 constant up to ``img_resolution`` (one w per layer)."""
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
-                 channel_max: int = 512, architecture: str = "skip", **block_kwargs):
+                 channel_max: int = 512, architecture: str = "skip", num_fp16_res: int = 0, **block_kwargs):
         super().__init__()
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.block_resolutions = [2 ** i for i in range(2, int(math.log2(img_resolution)) + 1)]
@@ -193,7 +200,8 @@ class SynthesisNetwork(nn.Module):
         self.num_ws = 0
         for res in self.block_resolutions:
             block = SynthesisBlock(ch[res // 2] if res > 4 else 0, ch[res], w_dim, res, img_channels,
-                                   is_last=res == img_resolution, architecture=architecture, **block_kwargs)
+                                   is_last=res == img_resolution, architecture=architecture,
+                                   use_fp16=res >= fp16_resolution(img_resolution, num_fp16_res), **block_kwargs)
             self.num_ws += block.num_conv
             setattr(self, f"b{res}", block)
         self.num_ws += 1  # the last tRGB; skip blocks' tRGBs share the next block's first w
@@ -258,9 +266,10 @@ class DiscriminatorBlock(nn.Module):
     """[fromRGB], conv 3x3, conv 3x3 down, and a 1x1 down residual for ``resnet`` (Figure 7)."""
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, img_channels: int,
-                 architecture: str = "resnet", resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None):
+                 architecture: str = "resnet", resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None,
+                 use_fp16: bool = False):
         super().__init__()
-        self.in_channels, self.architecture = in_channels, architecture
+        self.in_channels, self.architecture, self.use_fp16 = in_channels, architecture, use_fp16
         self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
         kw = dict(activation="lrelu", conv_clamp=conv_clamp)
         if in_channels == 0 or architecture == "skip":
@@ -271,15 +280,20 @@ class DiscriminatorBlock(nn.Module):
             self.skip = EqualConv2d(tmp_channels, out_channels, 1, bias=False, down=2, resample_filter=resample_filter)
 
     def forward(self, x: Tensor | None, img: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        if self.in_channels == 0 or self.architecture == "skip":
-            y = self.fromrgb(img)
-            x = y if x is None else x + y
-            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
-        if self.architecture == "resnet":
-            y = self.skip(x, gain=math.sqrt(0.5))
-            x = y + self.conv1(self.conv0(x), gain=math.sqrt(0.5))
-        else:
-            x = self.conv1(self.conv0(x))
+        device = (x if x is not None else img).device
+        half = fp16_active(self.use_fp16, device)
+        with block_context(half, device):
+            x = to_block(x, half)
+            if self.in_channels == 0 or self.architecture == "skip":
+                img = to_block(img, half)
+                y = self.fromrgb(img)
+                x = y if x is None else x + y
+                img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+            if self.architecture == "resnet":
+                y = self.skip(x, gain=math.sqrt(0.5))
+                x = y + self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+            else:
+                x = self.conv1(self.conv0(x))
         return x, img
 
 
@@ -313,14 +327,16 @@ class Discriminator(nn.Module):
 
     def __init__(self, c_dim: int, img_resolution: int, img_channels: int, architecture: str = "resnet",
                  channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4, mbstd_channels: int = 1,
-                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, mapping_kwargs: dict | None = None):
+                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, mapping_kwargs: dict | None = None,
+                 num_fp16_res: int = 0):
         super().__init__()
         self.c_dim, self.img_resolution = c_dim, img_resolution
         self.block_resolutions = [2 ** i for i in range(int(math.log2(img_resolution)), 2, -1)]
         ch = channel_widths(channel_base, channel_max, self.block_resolutions + [4])
         for res in self.block_resolutions:
             block = DiscriminatorBlock(ch[res] if res < img_resolution else 0, ch[res], ch[res // 2], res,
-                                       img_channels, architecture, resample_filter, conv_clamp)
+                                       img_channels, architecture, resample_filter, conv_clamp,
+                                       use_fp16=res >= fp16_resolution(img_resolution, num_fp16_res))
             setattr(self, f"b{res}", block)
         cmap_dim = ch[4] if c_dim > 0 else 0
         if c_dim > 0:
@@ -340,7 +356,7 @@ class Discriminator(nn.Module):
             if c is None:
                 raise ValueError("this discriminator is class-conditional: pass labels c (B, c_dim)")
             cmap = self.mapping(None, c)
-        return self.b4(x, img, cmap)
+        return self.b4(to_block(x, False), to_block(img, False), cmap)  # the epilogue runs in fp32
 
 
 # ----------------------------------------------------------------------------- recipe
@@ -573,6 +589,9 @@ class StyleGAN2(StyleFamily):
 
     def validate(self, cfg: StyleGAN2Config) -> None:
         check_style_config("stylegan2", cfg)
+        if cfg.num_fp16_res > 0 and not cfg.conv_clamp:
+            raise ConfigError("--model.num-fp16-res needs --model.conv-clamp (StyleGAN2-ADA uses 256) so fp16 "
+                              "activations cannot overflow")
 
     def build(self, cfg: StyleGAN2Config):
         clamp = cfg.conv_clamp or None
@@ -582,7 +601,9 @@ class StyleGAN2(StyleFamily):
                                       "w_avg_beta": cfg.w_avg_beta},
                       synthesis_kwargs={"channel_base": cfg.channel_base, "channel_max": cfg.channel_max,
                                         "architecture": cfg.g_architecture, "resample_filter": cfg.resample_filter,
-                                        "conv_clamp": clamp, "demodulate": cfg.demodulate})
+                                        "conv_clamp": clamp, "demodulate": cfg.demodulate,
+                                        "num_fp16_res": cfg.num_fp16_res})
         D = Discriminator(c_dim, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.channel_base, cfg.channel_max,
-                          cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp)
+                          cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp,
+                          num_fp16_res=cfg.num_fp16_res)
         return G, D

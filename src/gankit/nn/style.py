@@ -3,6 +3,8 @@ modulated / demodulated convolution of StyleGAN2.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -123,7 +125,15 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
     O, _, kh, kw = weight.shape
     dcoefs = None
     if demodulate:
-        dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + eps).rsqrt()  # 1/sigma_j, eq. 3, (B, O)
+        if x.dtype == torch.float16:
+            # StyleGAN2-ADA's fp16 guard: scale weights and styles to max 1 first, which demodulation
+            # cancels exactly, so x * styles and the convolution stay in fp16 range
+            weight = weight * (1 / math.sqrt(I * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+            styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+        with torch.autocast(x.device.type, enabled=False):  # sums of squares in fp32 (or wider)
+            dt = torch.promote_types(weight.dtype, torch.float32)
+            s2, w2 = styles.to(dt).square(), weight.to(dt).square().sum([2, 3])
+            dcoefs = (s2 @ w2.t() + eps).rsqrt()  # 1/sigma_j, eq. 3, (B, O)
     if not fused:
         x = x * styles.view(B, I, 1, 1)
         x = conv2d_resample(x, weight, resample_filter, up=up, padding=padding)

@@ -212,9 +212,14 @@ class Trainer:
                     for k, m in (("G", self.G), ("D", self.D))}
         if cfg.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"--train.precision {cfg.precision}: use fp32, bf16 or fp16")
-        # fp16 needs loss scaling so small gradients survive (Micikevicius et al. 2018, section 3.2)
+        # fp16 needs loss scaling so small gradients survive (Micikevicius et al. 2018, section 3.2),
+        # whether everything runs in it or only StyleGAN2-ADA's highest-resolution blocks
+        from ..nn.precision import fp16_active
+
+        half_blocks = any(fp16_active(getattr(m, "use_fp16", False), self.device)
+                          for net in (self.G, self.D) for m in net.modules())
         self.scaler = ({k: torch.amp.GradScaler(self.device.type) for k in self.opt}
-                       if cfg.precision == "fp16" else None)
+                       if cfg.precision == "fp16" or half_blocks else None)
         self.phases: list[Phase] = self.family.phases(self.model_cfg, self.G, self.D, cfg)
         self.cur_nimg, self.iteration, self.elapsed = 0, 0, 0.0
         if self.resume_from is not None:
