@@ -190,3 +190,43 @@ def test_fp16_in_the_highest_resolutions(monkeypatch, tmp_path):
     for _ in range(4):
         tr.step(10**6)
     assert all(torch.isfinite(p).all() for p in list(tr.G.parameters()) + list(tr.D.parameters()))
+
+
+def test_flop_count_sees_double_backward():
+    """The benchmark's FLOP counter: a 3x3 convolution's forward, its backward and the R1-style
+    double backward, against the closed forms."""
+    from gankit.tools.bench import count_flops
+
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    w = torch.randn(5, 4, 3, 3, requires_grad=True)
+    fwd = 2 * 2 * 5 * 4 * 9 * 8 * 8
+    assert count_flops(lambda: F.conv2d(x, w, padding=1)) == fwd
+
+    def first_order():
+        torch.autograd.grad(F.conv2d(x, w, padding=1).sum(), (x, w))
+    assert count_flops(first_order) == 3 * fwd  # forward, input gradient, weight gradient
+
+    def r1():
+        (g,) = torch.autograd.grad(F.conv2d(x, w, padding=1).square().sum(), x, create_graph=True)
+        g.square().sum().backward()
+    assert count_flops(r1) > 3 * fwd
+
+
+def test_bench_command_writes_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    p = subprocess.run([sys.executable, "-m", "gankit", "bench", "dcgan", "--preset", "cpu-64", "--res", "32",
+                        "--min-time", "0.05", "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "of peak" in p.stdout
+    res = json.loads(out.read_text())
+    row = res["rows"][0]
+    assert res["conv2d_peak"]["flops_per_s"] > 0 and row["train_flops_per_s"] > 0
+    assert row["gen_img_s_b8"] > 0 and row["train_img_s"] > 0 and row["peak_rss_mb"] > 0
+    assert set(row["phases"]) == {"D", "G"} and row["phases"]["D"]["gflop"] > 0
+    bad = subprocess.run([sys.executable, "-m", "gankit", "bench", "dcgan", "--preset", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--preset nope" in bad.stderr and "Traceback" not in bad.stderr
