@@ -68,16 +68,18 @@ def test_equal_conv_folds_gain_into_weights(k, up, down, act):
         assert close(a, b, 1e-10)
 
 
-@pytest.mark.parametrize("fused,gain", [(False, 1.0), (True, 1.0), (False, math.sqrt(0.5))])
+@pytest.mark.parametrize("fused,gain,demodulate", [(False, 1.0, True), (True, 1.0, True), (False, math.sqrt(0.5), True),
+                                                   (False, 1.0, False), (True, 1.0, False)])
 @pytest.mark.parametrize("up", [1, 2])
-def test_synthesis_layer_matches_literal_definition(fused, gain, up):
+def test_synthesis_layer_matches_literal_definition(fused, gain, demodulate, up):
     """Modulate, convolve, demodulate, add noise and bias, leaky ReLU times sqrt(2), clamp (StyleGAN2
     Figure 2c) one step at a time, against the layer's one-pass version; the double backward of
     the path length penalty included."""
     from gankit.models.stylegan2 import SynthesisLayer
 
     torch.manual_seed(0)
-    layer = SynthesisLayer(6, 5, 4, resolution=8 * up, up=up, conv_clamp=1.5).double()
+    clamp = 1.5 if demodulate else 15.0  # without demodulation the outputs are about 10x larger
+    layer = SynthesisLayer(6, 5, 4, resolution=8 * up, up=up, conv_clamp=clamp, demodulate=demodulate).double()
     with torch.no_grad():
         layer.bias.normal_()
         layer.noise.noise_strength.fill_(0.7)
@@ -86,13 +88,13 @@ def test_synthesis_layer_matches_literal_definition(fused, gain, up):
     ours = layer(x, w, noise_mode="const", fused=fused, gain=gain)
 
     def reference():
-        y, _ = modulated_conv2d(x, layer.weight, layer.affine(w), up=up, padding=1,
+        y, _ = modulated_conv2d(x, layer.weight, layer.affine(w), demodulate=demodulate, up=up, padding=1,
                                 resample_filter=layer.resample_filter)
         y = y + layer.noise.noise_const.view(1, 1, 8 * up, 8 * up) * layer.noise.noise_strength
-        return reference_bias_act(y, layer.bias, "lrelu", math.sqrt(2) * gain, 1.5 * gain)
+        return reference_bias_act(y, layer.bias, "lrelu", math.sqrt(2) * gain, clamp * gain)
     ref = reference()
     assert close(ours, ref, 1e-12)
-    assert 0 < (ref.abs() >= 1.5 * gain).double().mean() < 0.3  # the clamp acts on some outputs, not most
+    assert 0 < (ref.abs() >= clamp * gain).double().mean() < 0.3  # the clamp acts on some outputs, not most
     params = [x, w, layer.weight, layer.bias, layer.noise.noise_strength]
     for a, b in zip(grads(ours, params), grads(ref, params)):
         assert close(a, b, 1e-10)

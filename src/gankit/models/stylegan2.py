@@ -75,8 +75,8 @@ class StyleGAN2Config:
 # ----------------------------------------------------------------------------- generator
 def use_channels_last(setting: bool | None) -> bool:
     """Whether to run convolutions on channels_last activations. None (auto): only when autograd is
-    off. On 2 CPU cores channels_last made generation 1.5x faster, but training slower, because
-    oneDNN's weight gradients in that layout are slower (benchmarks/stylegan2_speed.py)."""
+    off. On 2 CPU cores channels_last made generation 10-19% faster, but training no faster or
+    slower, because oneDNN's weight gradients in that layout are slower (docs/performance.md)."""
     return (not torch.is_grad_enabled()) if setting is None else setting
 
 

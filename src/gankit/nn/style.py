@@ -137,27 +137,23 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
     if not fused:
         x = x * styles.view(B, I, 1, 1)
         x = conv2d_resample(x, weight, resample_filter, up=up, padding=padding)
-        scale = dcoefs * gain if demodulate else None
-    else:
+        scale = (dcoefs * gain).view(B, O, 1, 1).to(x.dtype) if demodulate else gain
+    else:  # demodulation and gain inside the per-sample weights
         w = weight.unsqueeze(0) * styles.view(B, 1, I, 1, 1)  # (B, O, I, k, k), eq. 1
-        if demodulate:
-            w = w * (dcoefs * gain).view(B, O, 1, 1, 1)
-        elif gain != 1:
-            w = w * gain
+        if demodulate or gain != 1:
+            w = w * ((dcoefs * gain).view(B, O, 1, 1, 1) if demodulate else gain)
         x = x.reshape(1, B * I, *x.shape[2:])
         x = conv2d_resample(x, w.reshape(B * O, I, kh, kw), resample_filter, up=up, padding=padding, groups=B)
         x = x.reshape(B, O, *x.shape[2:])
-        scale = None
-    if scale is None and gain != 1 and not fused:
-        scale = torch.full((B, O), gain, dtype=x.dtype, device=x.device)
-    if add is not None and add.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        scale = 1.0
+    plain = not torch.is_tensor(scale)  # a number: no demodulation, or already in the weights
+    if add is None:
+        return (x if plain and scale == 1 else x * scale), dcoefs
+    if x.is_contiguous(memory_format=torch.channels_last) and add.dim() == 4:
         add = add.contiguous(memory_format=torch.channels_last)  # mixed layouts take a slow elementwise path
-    if scale is not None:
-        scale = scale.view(B, O, 1, 1).to(x.dtype)
-        x = x * scale if add is None else torch.addcmul(add, x, scale)
-    elif add is not None:
-        x = x + add
-    return x, dcoefs
+    if plain:
+        return (x + add if scale == 1 else torch.add(add, x, alpha=scale)), dcoefs
+    return torch.addcmul(add, x, scale), dcoefs
 
 
 class NoiseInput(nn.Module):
