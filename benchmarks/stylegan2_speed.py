@@ -27,28 +27,16 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+
+from gankit.tools.bench import best_time  # fastest of repeated calls, as `gankit bench` times
 
 CONFIGS = {
     "small": dict(z_dim=128, w_dim=128, channel_base=16384, channel_max=128, mapping_layers=2, conv_clamp=256.0),
     "paper256": dict(z_dim=512, w_dim=512, channel_base=16384, channel_max=512, mapping_layers=8, conv_clamp=256.0),
 }
-
-
-def timeit(fn, min_time: float, min_reps: int = 3, warmup: int = 1) -> float:
-    """Seconds per call: warm-up calls, then calls until ``min_time`` has passed (at least
-    ``min_reps``); the fastest call counts, since on a shared machine noise only adds time."""
-    for _ in range(warmup):
-        fn()
-    times, t_end = [], time.perf_counter() + min_time
-    while len(times) < min_reps or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 # ----------------------------------------------------------------------------- gankit
@@ -153,8 +141,8 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
     out = {"impl": impl, "config": config, "res": res, "threads": threads,
            "params_G": sum(p.numel() for p in G.parameters())}
     for batch in (8, 32):
-        out[f"gen_img_s_b{batch}"] = batch / timeit(lambda: generate(batch), min_time)
-    t = {k: timeit(fn, min_time) for k, fn in phases.items()}
+        out[f"gen_img_s_b{batch}"] = batch / best_time(lambda: generate(batch), min_time)
+    t = {k: best_time(fn, min_time) for k, fn in phases.items()}
     per_iter = t["G"] + t["D"] + t["Greg"] / 4 + t["Dreg"] / 16  # lazy intervals 4 and 16
     out.update({f"t_{k}_s": v for k, v in t.items()})
     out["train_img_s"] = 8 / per_iter

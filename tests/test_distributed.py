@@ -100,7 +100,7 @@ def test_mixed_precision_trains_without_nan(precision, tmp_path):
     z = torch.randn(4, 8)
     with torch.no_grad():
         ref = tr.G.synthesis(tr.G.mapping(z, None), noise_mode="const")
-        with tr._autocast(tr.phases[0]):  # the layers really run in reduced precision, close to fp32
+        with tr._loss_context(tr.phases[0]):  # the layers really run in reduced precision, close to fp32
             low = tr.G.synthesis(tr.G.mapping(z, None), noise_mode="const").float()
     err = float((low - ref).abs().max() / ref.abs().max())
     assert 0 < err < 0.1, err

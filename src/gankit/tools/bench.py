@@ -140,7 +140,8 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
     for b in gen_batches:
         fn = _generate_fn(G, b, dev, precision)
         out[f"gen_img_s_b{b}"] = b / best_time(fn, min_time, warmup=2 if compile else 1, sync=sync)
-    gen_flops = count_flops(_generate_fn(t.G_ema, gen_batches[0], dev, "fp32"))
+    with torch.compiler.set_stance("force_eager"):  # the dispatch mode counts eager operators
+        gen_flops = count_flops(_generate_fn(t.G_ema, gen_batches[0], dev, "fp32"))
 
     # training: each phase through the trainer's own code, then the EMA update
     per_iter, flops, imgs, phases = 0.0, 0, 0, {}

@@ -306,7 +306,7 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.base_lr[k] * f
 
-    def _autocast(self, phase: Phase):
+    def _loss_context(self, phase: Phase):
         """Mixed precision around a loss (bf16 or fp16 autocast, nothing for fp32); with
         ``--train.compile``, a phase that differentiates through a gradient runs eagerly."""
         import contextlib
@@ -343,7 +343,7 @@ class Trainer:
                 random.seed(part_seed)
                 step = Step(self.G, self.D, real, labels, self.micro, self.iteration, self.device,
                             part=part, parts=parts, seed=seed)
-                with self._autocast(phase):
+                with self._loss_context(phase):
                     out = phase.loss(step)
                 loss = out["loss"].float() / self.rounds if self.rounds > 1 else out["loss"].float()
                 (self.scaler[phase.module].scale(loss) if self.scaler else loss).backward()
