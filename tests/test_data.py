@@ -210,3 +210,42 @@ def test_real_fashion_mnist():
     assert len(ds) == 70_000 and ds.info.shape == (1, 28, 28) and ds.info.num_classes == 10
     assert torch.bincount(ds.labels).tolist() == [7000] * 10
     assert open_dataset("builtin:fashion-mnist?split=test").info.shape == (1, 32, 32)
+
+
+def test_batch_order_peek_is_the_batch_to_come():
+    a = BatchOrder(10, 4, seed=3, position=4)
+    ahead = [a.peek(k) for k in range(6)]  # 24 draws from position 4: crosses two epoch boundaries
+    for position, idx in ahead:
+        assert position == a.position
+        assert torch.equal(a.next(), idx)
+
+
+def _train_folder(folder, out, **train):
+    from gankit.training.trainer import Trainer
+
+    t = Trainer("dcgan", f"{folder}?res=8", out, overrides={
+        "model": {"ngf": 8, "ndf": 8, "z_dim": 8},
+        "train": {"batch_size": 8, "kimg": 0.12, "mirror": True, "tensorboard": False, "metrics": False,
+                  "snapshot_kimg": 1, "sample_kimg": 1, **train}}, progress=False)
+    t.run()
+    return t
+
+
+def test_prefetching_threads_train_exactly_as_decoding_in_the_loop(tmp_path):
+    for i in range(20):
+        write_image(tmp_path / "imgs" / f"{i:02d}.png", size=(8, 8), seed=i)
+    ref = _train_folder(tmp_path / "imgs", tmp_path / "ref", cache=True)
+    loop = _train_folder(tmp_path / "imgs", tmp_path / "loop", cache=False, workers=0)
+    threads = _train_folder(tmp_path / "imgs", tmp_path / "threads", cache=False, workers=2)
+    assert loop.prefetch is None and threads.prefetch.served >= 14  # 15 batches, all but the first prefetched
+    for t in (loop, threads):  # same batches, flips and steps: bitwise the same weights
+        for (k, a), b in zip(ref.G.state_dict().items(), t.G.state_dict().values()):
+            assert torch.equal(a, b), k
+
+
+def test_a_corrupt_file_found_by_a_decoding_thread_names_the_file(tmp_path):
+    for i in range(8):
+        write_image(tmp_path / "imgs" / f"{i:02d}.png", size=(8, 8), seed=i)
+    (tmp_path / "imgs" / "05.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="05.png"):
+        _train_folder(tmp_path / "imgs", tmp_path / "run", cache=False, workers=2)

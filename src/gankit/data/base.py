@@ -99,24 +99,35 @@ class BatchOrder:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._cache:
+        if epoch not in self._cache:  # keeps the neighbouring epoch: peeks cross epoch boundaries
+            self._cache = {e: p for e, p in self._cache.items() if abs(e - epoch) <= 1}
             if not self.shuffle:
-                self._cache = {epoch: torch.arange(self.n)}
+                self._cache[epoch] = torch.arange(self.n)
             else:
                 g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % (2**63))
-                self._cache = {epoch: torch.randperm(self.n, generator=g)}
+                self._cache[epoch] = torch.randperm(self.n, generator=g)
         return self._cache[epoch]
 
-    def next(self) -> torch.Tensor:
+    def _batch_at(self, position: int) -> torch.Tensor:
         out = []
         need = self.batch_size
         while need > 0:
-            epoch, offset = divmod(self.position, self.n)
+            epoch, offset = divmod(position, self.n)
             take = min(need, self.n - offset)
             out.append(self._perm(epoch)[offset:offset + take])
-            self.position += take
+            position += take
             need -= take
         return torch.cat(out)
+
+    def next(self) -> torch.Tensor:
+        out = self._batch_at(self.position)
+        self.position += self.batch_size
+        return out
+
+    def peek(self, ahead: int = 0) -> tuple[int, torch.Tensor]:
+        """(position, indices) of the batch ``ahead`` batches after the next one, without drawing it."""
+        position = self.position + ahead * self.batch_size
+        return position, self._batch_at(position)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         while True:

@@ -28,6 +28,7 @@ class TrainConfig:
     grid: int = 64  # samples in the grid
     mirror: bool = False  # random horizontal flips of real images
     cache: bool = True  # decode image folders once into memory (false: decode each batch on the fly)
+    workers: int = 2  # with cache false: threads decoding the next batches during training (0: in the loop)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast around every loss (fp16 with a gradient scaler)

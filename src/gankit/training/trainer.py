@@ -26,6 +26,7 @@ import torch
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..data import BatchOrder, GanDataset, open_dataset
+from ..data.prefetch import Prefetcher
 from ..errors import CheckpointError, ConfigError
 from ..models.family import Phase, Step
 from ..visual import save_samples
@@ -239,6 +240,11 @@ class Trainer:
         if cfg.cache and hasattr(self.dataset, "files"):
             self.dataset = self.dataset.materialize(progress=self.progress)
         self.order = BatchOrder(len(self.dataset), cfg.batch_size, seed=cfg.seed, position=self.cur_nimg)
+        if cfg.workers < 0:
+            raise ConfigError(f"--train.workers {cfg.workers}: use 0 (decode in the loop) or a positive number of threads")
+        self.prefetch = None
+        if hasattr(self.dataset, "files") and cfg.workers > 0:  # decoded on the fly (--train.cache false)
+            self.prefetch = Prefetcher(self.dataset, cfg.workers, pin_memory=self.device.type == "cuda")
         g = torch.Generator().manual_seed(cfg.seed + 7919)
         n_grid = 1000 if self.dataset.info.kind == "vector" else cfg.grid  # vectors are drawn as a scatter plot
         self.grid_z = torch.randn(n_grid, self.G.z_dim, generator=g).to(self.device)
@@ -302,15 +308,27 @@ class Trainer:
     def _real_part(self, part: int):
         """Micro-batch ``part`` of the current global real batch (cached for phases that reuse it);
         mirror flips are drawn for the global batch, so they do not depend on the split."""
-        idx, seed, cache = self._last_real
+        idx, seed, cache, position = self._last_real
         if part not in cache:
             sl = slice(part * self.micro, (part + 1) * self.micro)
-            x, c = self.dataset.get_batch(idx[sl])
+            if self.prefetch is not None:
+                x, c = self.prefetch.get((position, part), idx[sl])
+            else:
+                x, c = self.dataset.get_batch(idx[sl])
             if self.cfg.mirror and x.dim() == 4:
                 flip = (torch.rand(len(idx), generator=torch.Generator().manual_seed(seed)) < 0.5)[sl]
                 x[flip] = x[flip].flip(3)
             cache[part] = (x.to(self.device, non_blocking=True), c.to(self.device) if c is not None else None)
         return cache[part]
+
+    def _request_ahead(self):
+        """Asks the decoding threads for this process's micro-batches of the next batches."""
+        if self.prefetch is None:
+            return
+        for ahead in range(self.cfg.workers):
+            position, idx = self.order.peek(ahead)
+            for part in range(self.rank * self.rounds, (self.rank + 1) * self.rounds):
+                self.prefetch.request((position, part), idx[part * self.micro:(part + 1) * self.micro])
 
     def _set_lr(self, total: int):
         f = lr_factor(self.cfg, self.cur_nimg / max(total, 1))
@@ -344,7 +362,9 @@ class Trainer:
             seed = iteration_seed(iteration_seed(self.cfg.seed, self.iteration), 1 + index * 1009 + r)
             drawn = phase.real and not (phase.reuse_real and self._last_real is not None)
             if drawn:
-                self._last_real = (self.order.next(), seed, {})
+                position = self.order.position
+                self._last_real = (self.order.next(), seed, {}, position)
+                self._request_ahead()
             opt.zero_grad(set_to_none=True)
             rounds = distributed.RoundBuffers((self.G, self.D)) if self.rounds > 1 else None
             for a in range(self.rounds):
@@ -467,6 +487,8 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, old_handler)
             bar.close()
+            if self.prefetch is not None:
+                self.prefetch.close()
         if last_save != self.cur_nimg and main:
             self._save()
         summary = {"status": status, "run": str(self.out), "kimg": self.cur_nimg / 1000}

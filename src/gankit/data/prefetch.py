@@ -1,0 +1,52 @@
+"""Background decoding of upcoming batches for datasets that decode on the fly (``--train.cache false``).
+
+The batch order is a pure function of the images already drawn (:class:`~gankit.data.BatchOrder`),
+so the batches to come are known in advance: worker threads decode them while the networks train,
+and the training loop takes each one when it is due. What is decoded, and in which order it is
+used, is exactly what decoding in the loop gives; only the waiting goes. Pillow and zlib release
+the GIL while decoding, so threads run in parallel with each other and with torch.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
+
+from .base import GanDataset
+
+
+class Prefetcher:
+    """Decodes requested micro-batches in ``workers`` threads; :meth:`get` returns one, decoding
+    it in the caller when it was not requested. Keys name a micro-batch: (position, part)."""
+
+    def __init__(self, dataset: GanDataset, workers: int, pin_memory: bool = False):
+        if workers < 1:
+            raise ValueError("Prefetcher needs at least one worker; decode in the loop otherwise")
+        self.dataset = dataset
+        self.pin_memory = pin_memory
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="gankit-decode")
+        self.pending: dict[tuple, Future] = {}
+        self.served = 0  # micro-batches handed over already decoded (or being decoded) by a thread
+
+    def _load(self, indices: torch.Tensor):
+        x, c = self.dataset.get_batch(indices)
+        if self.pin_memory:  # page-locked, so the copy to the GPU can overlap with compute
+            x = x.pin_memory()
+        return x, c
+
+    def request(self, key: tuple, indices: torch.Tensor) -> None:
+        if key not in self.pending:
+            self.pending[key] = self.pool.submit(self._load, indices)
+
+    def get(self, key: tuple, indices: torch.Tensor):
+        fut = self.pending.pop(key, None)
+        if fut is None:
+            return self._load(indices)
+        self.served += 1
+        return fut.result()
+
+    def close(self) -> None:
+        for fut in self.pending.values():
+            fut.cancel()
+        self.pending.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
