@@ -47,7 +47,8 @@ def reseed(seed: int, device: torch.device) -> None:
     """Seeds Python's and torch's generators for ``device``: the streams ``torch.manual_seed`` gives.
 
     ``torch.manual_seed`` also queues a lazy seeding of every accelerator backend, formatting a
-    stack trace for each; at a few phases per iteration that cost about 10% of a toy run's time.
+    stack trace for each (0.2-0.8 ms a call); the WGAN-GP ring test, 7 reseeds per iteration, took
+    89 s with it and 72 s without.
     """
     random.seed(seed)
     torch.default_generator.manual_seed(seed)
