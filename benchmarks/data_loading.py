@@ -43,8 +43,7 @@ def train_rate(spec: str, out: Path, kimg: float, batch: int, threads: int, **tr
         "kimg": kimg, "batch_size": batch, "threads": threads, "tensorboard": False, "metrics": False,
         "snapshot_kimg": 1000, "sample_kimg": 1000, "log_kimg": 1000, **train}}, progress=False)
     t.setup()
-    t.step(1)  # warm-up: first-call allocations and the first decode
-    t.prefetch and t._request_ahead()
+    t.step(1)  # warm-up: first-call allocations and the first decode (it also asks the threads ahead)
     n, start = 0, time.perf_counter()
     while t.cur_nimg - batch < kimg * 1000:
         t.step(1)

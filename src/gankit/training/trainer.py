@@ -311,7 +311,7 @@ class Trainer:
         mirror flips are drawn for the global batch, so they do not depend on the split."""
         idx, seed, cache, position = self._last_real
         if part not in cache:
-            sl = slice(part * self.micro, (part + 1) * self.micro)
+            sl = self._part_slice(part)
             if self.prefetch is not None:
                 x, c = self.prefetch.get((position, part), idx[sl])
             else:
@@ -329,7 +329,11 @@ class Trainer:
         for ahead in range(self.cfg.workers):
             position, idx = self.order.peek(ahead)
             for part in range(self.rank * self.rounds, (self.rank + 1) * self.rounds):
-                self.prefetch.request((position, part), idx[part * self.micro:(part + 1) * self.micro])
+                self.prefetch.request((position, part), idx[self._part_slice(part)])
+
+    def _part_slice(self, part: int) -> slice:
+        """Where micro-batch ``part`` lies in a global batch."""
+        return slice(part * self.micro, (part + 1) * self.micro)
 
     def _set_lr(self, total: int):
         f = lr_factor(self.cfg, self.cur_nimg / max(total, 1))
