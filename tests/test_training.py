@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from gankit.errors import CheckpointError
 from gankit.training import checkpoint as ckpt
 from gankit.training.trainer import Trainer
 
@@ -123,7 +124,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt.torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match="previous checkpoints are unchanged"):
         ckpt.save_checkpoint(run, 200, {"a": torch.zeros(3)}, {"cur_nimg": 200}, {"family": "x"})
     monkeypatch.undo()
     assert ckpt.list_checkpoints(run) == [first]  # no half-written checkpoint, the previous one intact

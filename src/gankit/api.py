@@ -11,7 +11,7 @@ from .errors import CheckpointError, ConfigError
 from .models.family import Bundle, Family
 from .registry import FAMILIES
 from .training import checkpoint as ckpt
-from .training.config import TrainConfig
+from .training.config import TrainConfig, validate_train
 
 
 def list_models() -> list[str]:
@@ -47,7 +47,7 @@ def resolve_configs(name: str, preset: str | None = None, overrides: dict | None
     model_cfg = fam.config(layers.get("model", {}))
     train_cfg = apply_overrides(apply_overrides(TrainConfig(), fam.train_defaults, "train"),
                                 layers.get("train", {}), "train")
-    return model_cfg, train_cfg
+    return model_cfg, validate_train(train_cfg)
 
 
 def create(name: str, preset: str | None = None, **model_overrides) -> Bundle:
@@ -61,7 +61,7 @@ def create(name: str, preset: str | None = None, **model_overrides) -> Bundle:
     fam = get_family(name)
     model_cfg, _ = resolve_configs(name, preset, {"model": model_overrides})
     fam.validate(model_cfg)
-    G, D = fam.build(model_cfg)
+    G, D = fam.build_checked(model_cfg)
     return Bundle(name, model_cfg, G, D)
 
 

@@ -74,10 +74,15 @@ def _train_parser(family: str | None) -> argparse.ArgumentParser:
     p.add_argument("family", help="family name (see `gankit models`)")
     p.add_argument("--data", help="dataset spec: builtin:NAME?k=v, a folder, or a .zip (?res=N&size=&mode=); "
                                   "optional with --resume")
-    p.add_argument("--out", required=True, help="run directory (config.json, checkpoints/, samples/, log.jsonl)")
+    p.add_argument("--out", help="run directory (config.json, checkpoints/, samples/, log.jsonl); "
+                                 "optional when --resume names a checkpoint folder")
     p.add_argument("--preset", default=None, help="a named preset of the family (see `gankit models`)")
-    p.add_argument("--kimg", type=float, default=None, help="training length in thousands of real images")
-    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("--kimg", default=None, help="training length in thousands of real images")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT_FOLDER",
+                   help="continue the run in --out from its newest intact checkpoint (damaged ones are named and "
+                        "set aside), or from the checkpoint folder given")
+    p.add_argument("--dry-run", action="store_true", help="check the options, the data and the checkpoint to resume, "
+                   "build the networks, print the resolved config and exit without training or writing anything")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     if family:
         from .api import get_family
@@ -103,6 +108,8 @@ def cmd_train(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.data is None and not args.resume:
         parser.error("--data is required (a folder, a .zip or builtin:NAME)")
+    if args.out is None and args.resume in (False, True):
+        parser.error("--out is required (the run directory)")
     overrides: dict = {}
     for key, value in vars(args).items():
         if "." in key:
@@ -114,6 +121,15 @@ def cmd_train(argv: list[str]) -> int:
 
     trainer = Trainer(args.family, args.data, args.out, preset=args.preset, overrides=overrides,
                       resume=args.resume, progress=not args.no_progress)
+    if args.dry_run:
+        trainer.setup(dry_run=True)
+        print(json.dumps({"family": args.family, "out": str(trainer.out),
+                          "resume_from": str(trainer.resume_from) if trainer.resume_from else None,
+                          "skipped": [f"{c}: {why}" for c, why in trainer.skipped],
+                          "parameters": {"G": sum(p.numel() for p in trainer.G.parameters()),
+                                         "D": sum(p.numel() for p in trainer.D.parameters())},
+                          "data": trainer.data_spec, **{k: trainer.config[k] for k in ("model", "train")}}, indent=2))
+        return 0
     s = trainer.run()
     if trainer.rank != 0:  # torchrun: process 0 reports
         return 130 if s["status"] == "interrupted" else 0
@@ -387,11 +403,13 @@ def cmd_import(argv: list[str]) -> int:
                       "  gankit generate runs/ffhq --seeds 0-7 --trunc 0.7 --out ffhq.png",
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="an NVIDIA stylegan2-ada-pytorch .pkl or a rosinality stylegan2-pytorch .pt")
-    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--out", required=True, help="run folder to create (new or empty)")
+    p.add_argument("--force", action="store_true", help="replace --out if it holds something (the old run is removed "
+                   "whole, after the import is complete)")
     args = p.parse_args(argv)
     from .tools.official_import import import_checkpoint
 
-    ck = import_checkpoint(args.source, args.out)
+    ck = import_checkpoint(args.source, args.out, force=args.force)
     print(f"wrote {ck}")
     return 0
 

@@ -36,7 +36,7 @@ def list_datasets() -> list[str]:
 
 def _call_with_options(fn, options: dict, where: str, **fixed):
     sig = inspect.signature(fn)
-    hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn)
+    hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn, include_extras=True)
     kwargs = {}
     for k, v in options.items():
         key = k.replace("-", "_")

@@ -6,11 +6,12 @@ a scalar mean. ``softplus(x) = log(1 + exp(x))``, so ``softplus(-x) = -log(sigmo
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Annotated, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from ..config import Choice
 from ..errors import ConfigError
 
 Tensor = torch.Tensor
@@ -68,6 +69,10 @@ LOSSES: dict[str, LossPair] = {
     "hinge": LossPair(hinge_d, wasserstein_g),  # hinge G loss is -E[D(G(z))] (Miyato et al. 2018, eq. 17)
     "lsgan": LossPair(lsgan_d, lsgan_g),
 }
+
+
+#: a config field naming one of the loss pairs
+Loss = Annotated[str, Choice(tuple(LOSSES))]
 
 
 def list_losses() -> list[str]:

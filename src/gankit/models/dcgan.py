@@ -10,11 +10,14 @@ and the authors' code (ndf = 128); any power-of-two resolution from 8 up adds or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from ..config import Channels, Choice, Resolution, Size
 from ..errors import ConfigError
+from ..losses import Loss
 from ..nn import activation, normal_init
 from ..registry import register
 from .family import Family, adversarial_phases, check_power_of_two
@@ -22,15 +25,15 @@ from .family import Family, adversarial_phases, check_power_of_two
 
 @dataclass
 class DCGANConfig:
-    resolution: int = 64
-    channels: int = 3
-    z_dim: int = 100
-    ngf: int = 128  # G width: ngf * resolution / (2 r) channels at resolution r (Figure 1: 1024 at 4x4)
-    ndf: int = 128  # D width, mirrored
-    max_channels: int = 1024
-    g_norm: str = "batch"  # batch | none
-    d_norm: str = "batch"  # batch | layer | none (WGAN critics drop batch norm)
-    loss: str = "nonsaturating"
+    resolution: Resolution = 64
+    channels: Channels = 3
+    z_dim: Size = 100
+    ngf: Size = 128  # G width: ngf * resolution / (2 r) channels at resolution r (Figure 1: 1024 at 4x4)
+    ndf: Size = 128  # D width, mirrored
+    max_channels: Size = 1024
+    g_norm: Annotated[str, Choice(("batch", "none"))] = "batch"  # batch | none
+    d_norm: Annotated[str, Choice(("batch", "layer", "none"))] = "batch"  # batch | layer | none (WGAN critics drop batch norm)
+    loss: Loss = "nonsaturating"
 
 
 def _norm(kind: str, ch: int) -> nn.Module:

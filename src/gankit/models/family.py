@@ -151,6 +151,27 @@ class Family:
     def build(self, cfg) -> tuple[nn.Module, nn.Module]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def build_checked(self, cfg, copies: float = 1.0) -> tuple[nn.Module, nn.Module]:
+        """:meth:`build`, after building the same networks on the meta device (no memory) and
+        refusing, with the sizes, networks whose ``copies`` fp32 copies do not fit in this machine's
+        available memory; a config that cannot be built at all is a ConfigError, not a traceback."""
+        name = type(self).registered_name  # type: ignore[attr-defined]
+        try:
+            with torch.device("meta"):
+                nets = self.build(cfg)
+        except ConfigError:
+            raise
+        except (RuntimeError, ValueError, OverflowError, MemoryError, ZeroDivisionError, IndexError) as e:
+            raise ConfigError(f"{name}: the networks of this config cannot be built ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else ''}); check the --model options") from None
+        numel = sum(t.numel() for net in nets for t in (*net.parameters(), *net.buffers()))
+        need, have = 4 * numel * copies, available_memory()
+        if have and need > have:
+            raise ConfigError(f"{name}: the networks hold {numel:,} numbers and need about {need / 2**30:.1f} GiB "
+                              f"({copies:g} fp32 copies: weights, gradients, optimizer state, EMA), more than the "
+                              f"{have / 2**30:.1f} GiB of memory available; reduce the --model sizes")
+        return self.build(cfg)
+
     def phases(self, cfg, G: nn.Module, D: nn.Module, train) -> list[Phase]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -165,6 +186,23 @@ class Family:
     def optimizer_ratios(self, cfg) -> dict[str, float]:
         """Per-network ratio r for lazy regularization: Adam runs with lr * r and betas ** r."""
         return {}
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux MemAvailable; physical memory elsewhere; 0 = unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def coerce_eq(a, b) -> bool:

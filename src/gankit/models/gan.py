@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from ..config import Choice, Interval, Range, Size
+from ..losses import Loss
 from ..nn import MLP
 from ..registry import register
 from .family import Family, adversarial_phases
@@ -22,15 +25,15 @@ from .family import Family, adversarial_phases
 
 @dataclass
 class GANConfig:
-    data_shape: tuple[int, ...] = (1, 28, 28)  # set from the data: (D,) for vectors, (C, H, W) for images
-    z_dim: int = 100
-    g_hidden: tuple[int, ...] = (1200, 1200)
-    d_hidden: tuple[int, ...] = (240, 240)
-    g_act: str = "relu"
-    d_act: str = "maxout"  # maxout | relu | lrelu
-    maxout_pieces: int = 5
-    d_dropout: float = 0.5
-    loss: str = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wasserstein
+    data_shape: tuple[Size, ...] = (1, 28, 28)  # set from the data: (D,) for vectors, (C, H, W) for images
+    z_dim: Size = 100
+    g_hidden: tuple[Size, ...] = (1200, 1200)
+    d_hidden: tuple[Size, ...] = (240, 240)
+    g_act: Annotated[str, Choice(("relu", "lrelu"))] = "relu"
+    d_act: Annotated[str, Choice(("maxout", "relu", "lrelu"))] = "maxout"  # maxout | relu | lrelu
+    maxout_pieces: Interval = 5
+    d_dropout: Annotated[float, Range(0.0, 0.99)] = 0.5
+    loss: Loss = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wasserstein
 
 
 class Generator(nn.Module):

@@ -24,45 +24,47 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from ..config import Channels, Choice, Count, Fraction, Interval, Layers, Positive, Range, Resolution, Size
 from ..errors import ConfigError
 from ..nn import AdaIN, EqualConv2d, EqualLinear, NoiseInput, bias_act, pixel_norm
 from ..nn.resample import setup_filter, upsample2d
 from ..registry import register
-from .stylegan2 import Discriminator, Generator, StyleFamily, channel_widths, check_style_config
+from .stylegan2 import Architecture, Discriminator, Generator, StyleFamily, channel_widths, check_style_config
 
 
 @dataclass
 class StyleGANConfig:
-    resolution: int = 1024
-    channels: int = 3
-    z_dim: int = 512
-    w_dim: int = 512
+    resolution: Resolution = 1024
+    channels: Channels = 3
+    z_dim: Size = 512
+    w_dim: Size = 512
     conditional: bool = False  # class-conditional mapping (StyleGAN2-ADA style embedding)
-    c_dim: int = 0  # number of classes; set from the data when conditional
-    mapping_layers: int = 8  # section 2; 0 feeds the normalized z as w (configs A, B)
-    mapping_lr_mul: float = 0.01  # appendix C
-    w_avg_beta: float = 0.995  # tracked average w for truncation
-    channel_base: int = 16384  # channels min(channel_base / r, channel_max): TF fmap_base 8192
-    channel_max: int = 512
+    c_dim: Count = 0  # number of classes; set from the data when conditional
+    mapping_layers: Layers = 8  # section 2; 0 feeds the normalized z as w (configs A, B)
+    mapping_lr_mul: Positive = 0.01  # appendix C
+    w_avg_beta: Fraction = 0.995  # tracked average w for truncation
+    channel_base: Annotated[int, Range(1, 1 << 24)] = 16384  # channels min(channel_base / r, channel_max): TF fmap_base 8192
+    channel_max: Size = 512
     const_input: bool = True  # learned 4x4 constant (config D); false = latent through a dense layer
     use_styles: bool = True  # AdaIN after every convolution (config C); false = pixel norm (PGGAN)
     use_noise: bool = True  # per-layer noise with per-channel strengths (config E)
-    resample_filter: tuple[int, ...] = (1, 2, 1)  # bilinear (config B); (1, 1) = nearest / box (config A)
-    g_architecture: str = "skip"  # skip | orig: RGB output summed over resolutions, or only at the end
-    d_architecture: str = "orig"  # the progressive GAN discriminator
-    mbstd_group: int = 4
-    mbstd_channels: int = 1
+    resample_filter: tuple[Annotated[int, Range(1, 1 << 16)], ...] = (1, 2, 1)  # bilinear (config B); (1, 1) = nearest / box (config A)
+    g_architecture: Annotated[str, Choice(("skip", "orig"))] = "skip"  # skip | orig: RGB output summed over resolutions, or only at the end
+    d_architecture: Architecture = "orig"  # the progressive GAN discriminator
+    mbstd_group: Count = 4
+    mbstd_channels: Size = 1
     r1_gamma: float = 10.0  # FFHQ: non-saturating loss with R1, gamma 10
-    d_reg_interval: int = 1  # R1 in every D step (StyleGAN had no lazy regularization)
+    d_reg_interval: Interval = 1  # R1 in every D step (StyleGAN had no lazy regularization)
     pl_weight: float = 0.0  # path length regularization is StyleGAN2's
-    pl_decay: float = 0.01
-    pl_batch_shrink: int = 2
-    g_reg_interval: int = 1
-    style_mixing_prob: float = 0.9  # section 3.1 (config F)
+    pl_decay: Fraction = 0.01
+    pl_batch_shrink: Interval = 2
+    g_reg_interval: Interval = 1
+    style_mixing_prob: Fraction = 0.9  # section 3.1 (config F)
 
 
 class StyleLayer(nn.Module):

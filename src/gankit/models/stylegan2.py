@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Channels, Choice, Count, Fraction, Interval, Layers, Positive, Range, Resolution, Size
 from ..errors import ConfigError
 from ..losses import path_length_penalty, r1_penalty
 from ..nn import (EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, NoiseInput, bias_act, gaussian_blur,
@@ -40,36 +42,37 @@ from .family import Family, Phase, Step, check_power_of_two
 
 Tensor = torch.Tensor
 ARCHITECTURES = ("orig", "skip", "resnet")
+Architecture = Annotated[str, Choice(ARCHITECTURES)]
 
 
 @dataclass
 class StyleGAN2Config:
-    resolution: int = 1024
-    channels: int = 3
-    z_dim: int = 512
-    w_dim: int = 512
+    resolution: Resolution = 1024
+    channels: Channels = 3
+    z_dim: Size = 512
+    w_dim: Size = 512
     conditional: bool = False  # class-conditional through a label embedding (StyleGAN2-ADA)
-    c_dim: int = 0  # number of classes; set from the data when conditional
-    mapping_layers: int = 8  # StyleGAN section 2
-    mapping_lr_mul: float = 0.01  # StyleGAN appendix C
-    w_avg_beta: float = 0.995  # decay of the tracked average w (truncation)
-    channel_base: int = 32768  # channels at resolution r: min(channel_base / r, channel_max); 32768 = config F
-    channel_max: int = 512
-    g_architecture: str = "skip"  # orig | skip | resnet (section 4.1; skip G is the paper's choice)
-    d_architecture: str = "resnet"  # orig | skip | resnet (residual D is the paper's choice)
+    c_dim: Count = 0  # number of classes; set from the data when conditional
+    mapping_layers: Annotated[int, Range(1, 64)] = 8  # StyleGAN section 2
+    mapping_lr_mul: Positive = 0.01  # StyleGAN appendix C
+    w_avg_beta: Fraction = 0.995  # decay of the tracked average w (truncation)
+    channel_base: Annotated[int, Range(1, 1 << 24)] = 32768  # channels at resolution r: min(channel_base / r, channel_max); 32768 = config F
+    channel_max: Size = 512
+    g_architecture: Architecture = "skip"  # orig | skip | resnet (section 4.1; skip G is the paper's choice)
+    d_architecture: Architecture = "resnet"  # orig | skip | resnet (residual D is the paper's choice)
     demodulate: bool = True  # weight demodulation (section 2.2); false = modulation only
-    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    resample_filter: tuple[Annotated[int, Range(1, 1 << 16)], ...] = (1, 3, 3, 1)
     conv_clamp: float = 0.0  # clamp conv outputs to +-X (StyleGAN2-ADA uses 256 with fp16); 0 = off
-    num_fp16_res: int = 0  # the N highest resolutions in fp16 on CUDA (StyleGAN2-ADA uses 4, with conv_clamp 256)
-    mbstd_group: int = 4  # minibatch stddev group size
-    mbstd_channels: int = 1
+    num_fp16_res: Layers = 0  # the N highest resolutions in fp16 on CUDA (StyleGAN2-ADA uses 4, with conv_clamp 256)
+    mbstd_group: Count = 4  # minibatch stddev group size
+    mbstd_channels: Size = 1
     r1_gamma: float = 10.0  # R1 weight gamma (config F at 1024 px)
-    d_reg_interval: int = 16  # lazy R1 every N minibatches; 1 = R1 in every D step (not lazy)
+    d_reg_interval: Interval = 16  # lazy R1 every N minibatches; 1 = R1 in every D step (not lazy)
     pl_weight: float = 2.0  # path length regularization weight (section 3.2); 0 = off
-    pl_decay: float = 0.01  # decay of the running mean path length a
-    pl_batch_shrink: int = 2  # path length on batch / N samples
-    g_reg_interval: int = 4  # lazy path length every N minibatches; 1 = in every G step
-    style_mixing_prob: float = 0.9  # StyleGAN section 3.1
+    pl_decay: Fraction = 0.01  # decay of the running mean path length a
+    pl_batch_shrink: Interval = 2  # path length on batch / N samples
+    g_reg_interval: Interval = 4  # lazy path length every N minibatches; 1 = in every G step
+    style_mixing_prob: Fraction = 0.9  # StyleGAN section 3.1
 
 
 # ----------------------------------------------------------------------------- generator

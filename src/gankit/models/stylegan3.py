@@ -29,61 +29,63 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..config import Channels, Count, Fraction, Interval, Layers, Positive, Range, Resolution, Size
 from ..errors import ConfigError
 from ..nn import EqualLinear, filtered_lrelu, modulated_conv2d
 from ..registry import register
-from .stylegan2 import Discriminator, Generator, StyleFamily, check_style_config
+from .stylegan2 import Architecture, Discriminator, Generator, StyleFamily, check_style_config
 
 Tensor = torch.Tensor
 
 
 @dataclass
 class StyleGAN3Config:
-    resolution: int = 1024
-    channels: int = 3
-    z_dim: int = 512
-    w_dim: int = 512
+    resolution: Resolution = 1024
+    channels: Channels = 3
+    z_dim: Size = 512
+    w_dim: Size = 512
     conditional: bool = False  # class-conditional through a label embedding (as StyleGAN2-ADA)
-    c_dim: int = 0
-    mapping_layers: int = 2  # config D: the mapping network shrinks from 8 to 2 layers
-    mapping_lr_mul: float = 0.01
-    w_avg_beta: float = 0.998  # NVIDIA's stylegan3 MappingNetwork
-    channel_base: int = 32768  # channels of layer i: min(channel_base / 2 / f_c[i], channel_max)
-    channel_max: int = 512
-    num_layers: int = 14  # config T: 14 layers besides input and toRGB
-    num_critical: int = 2  # the last N layers are critically sampled (config G)
-    first_cutoff: float = 2.0  # f_c of the first layer (Figure 4b)
-    first_stopband: float = 2 ** 2.1  # f_t of the first layer
-    last_stopband_rel: float = 2 ** 0.3  # f_t of the last layer relative to its cutoff r/2
-    margin_size: int = 10  # pixels around the image in the intermediate layers (config E)
-    output_scale: float = 0.25
-    conv_kernel: int = 3  # 1 in config R
-    filter_size: int = 6  # low-pass taps per unit of the lower sampling rate
-    lrelu_upsampling: int = 2  # the nonlinearity runs at 2x the sampling rate (config F)
+    c_dim: Count = 0
+    mapping_layers: Annotated[int, Range(1, 64)] = 2  # config D: the mapping network shrinks from 8 to 2 layers
+    mapping_lr_mul: Positive = 0.01
+    w_avg_beta: Fraction = 0.998  # NVIDIA's stylegan3 MappingNetwork
+    channel_base: Annotated[int, Range(1, 1 << 24)] = 32768  # channels of layer i: min(channel_base / 2 / f_c[i], channel_max)
+    channel_max: Size = 512
+    num_layers: Annotated[int, Range(1, 64)] = 14  # config T: 14 layers besides input and toRGB
+    num_critical: Layers = 2  # the last N layers are critically sampled (config G)
+    first_cutoff: Positive = 2.0  # f_c of the first layer (Figure 4b)
+    first_stopband: Positive = 2 ** 2.1  # f_t of the first layer
+    last_stopband_rel: Positive = 2 ** 0.3  # f_t of the last layer relative to its cutoff r/2
+    margin_size: Annotated[int, Range(0, 1024)] = 10  # pixels around the image in the intermediate layers (config E)
+    output_scale: Positive = 0.25
+    conv_kernel: Annotated[int, Range(1, 15)] = 3  # 1 in config R
+    filter_size: Annotated[int, Range(1, 64)] = 6  # low-pass taps per unit of the lower sampling rate
+    lrelu_upsampling: Annotated[int, Range(1, 16)] = 2  # the nonlinearity runs at 2x the sampling rate (config F)
     use_radial_filters: bool = False  # config R: radially symmetric downsampling filters
     conv_clamp: float = 256.0
-    magnitude_ema_kimg: float = 20.0  # half-life of the input magnitude EMA (NVIDIA: beta = 0.5 ** (batch / 20k))
-    d_architecture: str = "resnet"
-    d_channel_base: int = 32768
-    d_channel_max: int = 512
+    magnitude_ema_kimg: Positive = 20.0  # half-life of the input magnitude EMA (NVIDIA: beta = 0.5 ** (batch / 20k))
+    d_architecture: Architecture = "resnet"
+    d_channel_base: Annotated[int, Range(1, 1 << 24)] = 32768
+    d_channel_max: Size = 512
     d_conv_clamp: float = 256.0
-    mbstd_group: int = 4
-    mbstd_channels: int = 1
+    mbstd_group: Count = 4
+    mbstd_channels: Size = 1
     # R1 weight: NVIDIA's guideline scales it with resolution squared (256 px: 2, 512: 8, 1024: 32)
     r1_gamma: float = 32.0
-    d_reg_interval: int = 16
+    d_reg_interval: Interval = 16
     blur_init_sigma: float = 0.0  # config R: 10 (D sees blurred images at first)
     blur_fade_kimg: float = 200.0  # the blur fades out over this many kimg (NVIDIA: 200 * batch / 32)
     pl_weight: float = 0.0  # config D: no path length regularization
-    pl_decay: float = 0.01
-    pl_batch_shrink: int = 2
-    g_reg_interval: int = 4
-    style_mixing_prob: float = 0.0  # config D: no style mixing
+    pl_decay: Fraction = 0.01
+    pl_batch_shrink: Interval = 2
+    g_reg_interval: Interval = 4
+    style_mixing_prob: Fraction = 0.0  # config D: no style mixing
 
 
 # ----------------------------------------------------------------------------- filters and layout

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Annotated
 
+from ..config import Choice, Size
 from ..errors import ConfigError
 from ..losses import clip_weights
 from ..registry import register
@@ -21,14 +23,14 @@ from .family import Family, adversarial_phases, check_power_of_two
 
 @dataclass
 class WGANConfig:
-    data_shape: tuple[int, ...] = (3, 64, 64)  # set from the data
-    arch: str = "auto"  # auto (dcgan for images, mlp for vectors) | dcgan | mlp
-    z_dim: int = 100
-    ngf: int = 64  # dcgan arch widths (the WGAN code's defaults)
-    ndf: int = 64
-    max_channels: int = 1024
-    mlp_hidden: tuple[int, ...] = (512, 512, 512)
-    d_norm: str = "none"  # critic normalization for the dcgan arch: none | layer
+    data_shape: tuple[Size, ...] = (3, 64, 64)  # set from the data
+    arch: Annotated[str, Choice(("auto", "dcgan", "mlp"))] = "auto"  # auto (dcgan for images, mlp for vectors) | dcgan | mlp
+    z_dim: Size = 100
+    ngf: Size = 64  # dcgan arch widths (the WGAN code's defaults)
+    ndf: Size = 64
+    max_channels: Size = 1024
+    mlp_hidden: tuple[Size, ...] = (512, 512, 512)
+    d_norm: Annotated[str, Choice(("none", "layer", "batch"))] = "none"  # critic normalization for the dcgan arch: none | layer
     clip: float = 0.01  # Algorithm 1, c
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import signal
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..config import from_dict, to_dict
+from ..config import apply_overrides, from_dict, to_dict
 from ..data import BatchOrder, GanDataset, open_dataset
 from ..data.prefetch import Prefetcher
 from ..errors import CheckpointError, ConfigError
@@ -32,7 +33,7 @@ from ..models.family import Phase, Step
 from ..visual import save_samples
 from . import checkpoint as ckpt
 from . import distributed
-from .config import TrainConfig
+from .config import TrainConfig, check_device, validate_train
 from .ema import ema_beta, make_ema, update_ema
 from .logging import RunLogger
 
@@ -89,9 +90,14 @@ def pick_device(name: str) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--train.device cuda: no CUDA device is available; use cpu or auto")
-    return torch.device(name)
+    check_device(name)
+    dev = torch.device(name)
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"--train.device {name}: no such CUDA device here "
+                          f"({torch.cuda.device_count()} found); use cpu or auto")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError(f"--train.device {name}: MPS is not available here; use cpu or auto")
+    return dev
 
 
 def make_optimizer(params, cfg: TrainConfig, lr: float, ratio: float = 1.0) -> torch.optim.Optimizer:
@@ -118,6 +124,48 @@ def lr_factor(cfg: TrainConfig, progress: float) -> float:
     raise ConfigError(f"--train.lr-schedule {cfg.lr_schedule}: use constant or linear-decay")
 
 
+def read_run_config(path: Path) -> dict:
+    """A run's ``config.json``, checked for the keys resume needs; damage is named, with the fix."""
+    hint = "restore it from the newest checkpoint (cp RUN/checkpoints/ckpt-N/config.json RUN/)"
+    try:
+        saved = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}: not valid JSON; {hint}") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: not a gankit run config (a JSON object); {hint}")
+    for key, kind in (("family", str), ("model", dict), ("train", dict), ("data", dict)):
+        if not isinstance(saved.get(key), kind):
+            raise CheckpointError(f"{path}: \"{key}\" is missing or not a {kind.__name__}; {hint}")
+    if not isinstance(saved["data"].get("spec"), str) or not isinstance(saved["data"].get("fingerprint"), str):
+        raise CheckpointError(f"{path}: \"data\" lacks its spec or fingerprint; {hint}")
+    return saved
+
+
+def pick_checkpoint(out: Path, chosen: Path | None) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The checkpoint a resume starts from: ``chosen``, or the newest that passes its checksums.
+    Returns it and the newer checkpoints passed over, each with why (damaged, or newer than ``chosen``)."""
+    found = ckpt.list_checkpoints(out)
+    if chosen is not None:
+        chosen = Path(chosen).resolve()
+        if chosen not in [c.resolve() for c in found]:
+            raise CheckpointError(f"--resume {chosen}: not one of the checkpoints of {out} "
+                                  f"({', '.join(c.name for c in found) or 'none'})")
+        ckpt.verify(chosen)
+        i = [c.resolve() for c in found].index(chosen)
+        return found[i], [(c, "newer than the checkpoint chosen by --resume") for c in found[i + 1:]]
+    skipped = []
+    for c in reversed(found):
+        try:
+            ckpt.verify(c)
+        except CheckpointError as e:
+            skipped.append((c, str(e)))
+            continue
+        return c, skipped
+    if found:
+        raise CheckpointError(f"{out}: every checkpoint is damaged ({skipped[0][1]}); start a new run")
+    return None, []
+
+
 class Trainer:
     """Trains one family on one dataset into a run directory.
 
@@ -128,23 +176,38 @@ class Trainer:
         out: run directory.
         preset: name of one of the family's presets, or None for the paper's defaults.
         overrides: ``{"model": {...}, "train": {...}}``.
-        resume: continue the newest checkpoint in ``out`` (only ``train.kimg`` may change).
+        resume: continue the newest intact checkpoint in ``out`` (True), or the checkpoint folder given
+            (then ``out`` may be None); only ``train.kimg`` and ``train.batch_gpu`` may change.
         progress: show a progress bar.
     """
 
-    def __init__(self, family: str, data, out: str | Path, preset: str | None = None,
-                 overrides: dict | None = None, resume: bool = False, progress: bool = True):
+    def __init__(self, family: str, data, out: str | Path | None, preset: str | None = None,
+                 overrides: dict | None = None, resume: bool | str | Path = False, progress: bool = True):
         from ..api import get_family, resolve_configs
 
+        if resume not in (False, True) and resume is not None:  # a checkpoint folder chosen by the user
+            chosen = Path(resume)
+            if not (chosen / "model.safetensors").is_file() and not (chosen / ckpt.CHECKSUMS).is_file():
+                raise CheckpointError(f"--resume {chosen}: not a checkpoint folder (RUN/checkpoints/ckpt-N); "
+                                      f"give one, or --resume alone for the newest intact one")
+            run_of = chosen.resolve().parent.parent
+            if out is not None and Path(out).resolve() != run_of:
+                raise CheckpointError(f"--resume {chosen} belongs to the run {run_of}, not --out {out}; "
+                                      "drop --out or give that run")
+            out, resume = run_of, chosen
+        if out is None:
+            raise ConfigError("--out is required (the run directory), unless --resume names a checkpoint folder")
         self.out = Path(out)
+        ckpt.check_out_dir(self.out)
         self.progress = progress
         overrides = overrides or {}
         cfg_path = self.out / "config.json"
         self.resume_from = None
+        self.skipped: list[tuple[Path, str]] = []  # (checkpoint, why) passed over on resume
         if resume:
             if not cfg_path.is_file():
                 raise CheckpointError(f"{self.out}: nothing to resume (no config.json); drop --resume to start a new run")
-            saved = json.loads(cfg_path.read_text())
+            saved = read_run_config(cfg_path)
             if saved.get("family") != family:
                 raise CheckpointError(f"{self.out} holds a '{saved.get('family')}' run, not '{family}'; "
                                       f"resume it with `gankit train {saved.get('family')} ... --resume` "
@@ -156,21 +219,20 @@ class Trainer:
                 raise ConfigError(f"--resume keeps the run's config; only --kimg may change "
                                   f"(changed: {', '.join(changed) or '--preset'})")
             fam = get_family(family)
-            model_cfg = fam.config(saved["model"])
-            train_cfg = from_dict(TrainConfig, saved["train"])
-            if "train" in overrides and "kimg" in overrides["train"]:
-                train_cfg = dataclasses.replace(train_cfg, kimg=float(overrides["train"]["kimg"]))
-            for key in ("batch_gpu", "batch-gpu"):
-                if key in overrides.get("train", {}):
-                    train_cfg = dataclasses.replace(train_cfg, batch_gpu=int(overrides["train"][key]))
+            try:
+                model_cfg = fam.config(saved["model"])
+                train_cfg = from_dict(TrainConfig, saved["train"])
+            except ConfigError as e:
+                raise CheckpointError(f"{cfg_path}: {e}") from None
+            moved = {k: v for k, v in overrides.get("train", {}).items() if (("train", k) in free)}
+            train_cfg = validate_train(apply_overrides(train_cfg, moved, "train"))
             data_spec = saved["data"]["spec"]
             if data is None:
                 data = data_spec
             if isinstance(data, str) and data != data_spec:
                 raise CheckpointError(f"{self.out} was trained on '{data_spec}', not '{data}'; resume with the same "
                                       "--data or choose another --out")
-            found = ckpt.list_checkpoints(self.out)
-            self.resume_from = found[-1] if found else None
+            self.resume_from, self.skipped = pick_checkpoint(self.out, None if resume is True else resume)
         else:
             if ckpt.list_checkpoints(self.out):
                 raise CheckpointError(f"{self.out} already holds a run; pass --resume to continue it or choose a new --out")
@@ -194,7 +256,9 @@ class Trainer:
             self.config["preset"] = saved.get("preset")
 
     # ------------------------------------------------------------------ set-up
-    def setup(self):
+    def setup(self, dry_run: bool = False):
+        """Builds the networks, optimizers and phases and restores the checkpoint to resume; with
+        ``dry_run``, skips decoding the data and starting decoding threads."""
         cfg = self.cfg
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -211,7 +275,8 @@ class Trainer:
                 torch.cuda.set_device(self.device)
             distributed.init(self.device.type)
         torch.manual_seed(cfg.seed)
-        self.G, self.D = self.family.build(self.model_cfg)
+        # G, D, G_ema, gradients of G and D, Adam's two moments: about 5 copies of the weights
+        self.G, self.D = self.family.build_checked(self.model_cfg, copies=5)
         if self.world > 1:
             self.G = distributed.sync_batchnorm(self.G, self.device.type)
             self.D = distributed.sync_batchnorm(self.D, self.device.type)
@@ -238,13 +303,13 @@ class Trainer:
         self.cur_nimg, self.iteration, self.elapsed = 0, 0, 0.0
         if self.resume_from is not None:
             self._restore(self.resume_from)
-        if cfg.cache and hasattr(self.dataset, "files"):
+        if cfg.cache and hasattr(self.dataset, "files") and not dry_run:
             self.dataset = self.dataset.materialize(progress=self.progress)
         self.order = BatchOrder(len(self.dataset), cfg.batch_size, seed=cfg.seed, position=self.cur_nimg)
         if cfg.workers < 0:
             raise ConfigError(f"--train.workers {cfg.workers}: use 0 (decode in the loop) or a positive number of threads")
         self.prefetch = None
-        if hasattr(self.dataset, "files") and cfg.workers > 0:  # decoded on the fly (--train.cache false)
+        if hasattr(self.dataset, "files") and cfg.workers > 0 and not dry_run:  # decoded on the fly (--train.cache false)
             self.prefetch = Prefetcher(self.dataset, cfg.workers, pin_memory=self.device.type == "cuda")
         g = torch.Generator().manual_seed(cfg.seed + 7919)
         n_grid = 1000 if self.dataset.info.kind == "vector" else cfg.grid  # vectors are drawn as a scatter plot
@@ -253,14 +318,43 @@ class Trainer:
     def _restore(self, where: Path):
         ckpt.load_modules(where, {"G": self.G, "D": self.D, "G_ema": self.G_ema})
         state = ckpt.load_state(where)
-        for k, opt in self.opt.items():
-            opt.load_state_dict(state["optimizers"][k])
-        if self.scaler is not None and "scalers" in state:
-            for k, sc in self.scaler.items():
-                sc.load_state_dict(state["scalers"][k])
-        self.cur_nimg, self.iteration, self.elapsed = state["cur_nimg"], state["iteration"], state["elapsed"]
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate((state["rng"]["python"][0], tuple(state["rng"]["python"][1]), state["rng"]["python"][2]))
+        try:
+            for k, opt in self.opt.items():
+                opt.load_state_dict(state["optimizers"][k])
+            if self.scaler is not None and "scalers" in state:
+                for k, sc in self.scaler.items():
+                    sc.load_state_dict(state["scalers"][k])
+            counters = [state[k] for k in ("cur_nimg", "iteration", "elapsed")]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 2 ** 62 for v in counters) \
+                    or not all(isinstance(v, int) for v in counters[:2]):
+                raise ValueError("counters cur_nimg, iteration, elapsed must be non-negative numbers")
+            py = state["rng"]["python"]
+            torch_state = state["rng"]["torch"]
+            if not isinstance(torch_state, torch.Tensor) or torch_state.dtype != torch.uint8:
+                raise TypeError("rng.torch is not a byte tensor")
+            torch.set_rng_state(torch_state)
+            random.setstate((py[0], tuple(py[1]), py[2]))
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            what = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise CheckpointError(f"{where / 'training_state.pt'}: not a training state of this run ({what}); "
+                                  f"resume from another checkpoint (gankit train --resume CHECKPOINT_FOLDER)") from None
+        self.cur_nimg, self.iteration, self.elapsed = counters
+
+    def _set_aside(self) -> None:
+        """Renames the checkpoints a resume passed over (damaged, or newer than the one chosen) out of
+        the run's checkpoint list, so the resumed run never mixes with them: ``ckpt-N.damaged`` or
+        ``ckpt-N.superseded``, kept for inspection, never pruned."""
+        for c, why in self.skipped:
+            tag = "superseded" if why.startswith("newer") else "damaged"
+            dest = c.with_name(f"{c.name}.{tag}")
+            n = 1
+            while dest.exists():
+                dest, n = c.with_name(f"{c.name}.{tag}{n}"), n + 1
+            os.rename(c, dest)
+            print(f"gankit: skipped checkpoint {c} ({why}); moved it to {dest.name}", file=sys.stderr)
+        if self.skipped:
+            print(f"gankit: resuming from {self.resume_from}", file=sys.stderr)
+        self.skipped = []
 
     # ------------------------------------------------------------------ pieces
     def _save(self) -> Path:
@@ -433,6 +527,7 @@ class Trainer:
         main = self.rank == 0  # only process 0 writes files (config, log, samples, checkpoints)
         total = int(round(cfg.kimg * 1000))
         if main:
+            self._set_aside()
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write_text(self.out / "config.json", json.dumps(self.config, indent=2))
             # records past the checkpoint we start from (a killed attempt's) are dropped from the log
