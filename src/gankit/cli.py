@@ -473,13 +473,14 @@ def cmd_dataset(argv: list[str]) -> int:
                                 epilog="example:\n  gankit dataset check ~/pictures?res=64",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", required=True)
-    c = sub.add_parser("check", help="list unreadable, truncated, odd-mode and odd-size files")
+    c = sub.add_parser("check", help="list unreadable, truncated, odd-mode and odd-size files, every dataset.json "
+                       "problem, and photos turned upright by their EXIF orientation")
     c.add_argument("path", help="folder or zip, optionally with ?res=N&mode=rgb|gray|rgba")
     args = p.parse_args(argv)
     from .data.validate import check
 
     report = check(args.path)
-    for path, kind, reason in report.problems:
+    for path, kind, reason in report.problems + report.notes:
         print(f"{kind:10s} {path}: {reason}")
     print(report.summary())
     return 0 if report.ok else 1

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,56 @@ import torch
 from ..errors import DataError
 from . import images
 from .base import DatasetInfo, GanDataset, TensorDataset
+
+
+LABELS_FORM = '{"labels": [["file.png", 0], ...]}'
+MAX_LABEL = 1 << 16  # classes
+
+
+def parse_labels(raw: bytes, files: list[str], root: str) -> tuple[list[int] | None, list[tuple[str, str]], list[str]]:
+    """Reads ``dataset.json`` (NVIDIA's format) for ``files``: (one class per file or None for
+    ``"labels": null``, problems as (where, why), notes). Every problem is listed, not only the first."""
+    where = f"{root}/dataset.json"
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, [(where, f"not valid JSON; write it as {LABELS_FORM}")], []
+    if not isinstance(doc, dict):
+        return None, [(where, f"a JSON {type(doc).__name__}, not an object; write it as {LABELS_FORM}")], []
+    entries = doc.get("labels")
+    if entries is None:
+        return None, [], []
+    if not isinstance(entries, list):
+        return None, [(where, f'"labels" is a {type(entries).__name__}, not a list of [file, class] pairs')], []
+    problems, table = [], {}
+    for i, e in enumerate(entries):
+        if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)):
+            problems.append((where, f"entry {i} ({str(e)[:60]}) is not a [file, class] pair"))
+            continue
+        name, value = e[0].replace("\\", "/"), e[1]
+        if isinstance(value, list):
+            problems.append((where, f"{name}: a vector label; only integer class labels are supported"))
+            continue
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
+            problems.append((where, f"{name}: label {str(value)[:40]} is not a whole number"))
+            continue
+        if not 0 <= value < MAX_LABEL:
+            problems.append((where, f"{name}: label {int(value)} is out of range (classes are 0 to {MAX_LABEL - 1})"))
+            continue
+        if name in table and table[name] != int(value):
+            problems.append((where, f"{name}: labelled twice ({table[name]} and {int(value)})"))
+            continue
+        table[name] = int(value)
+    missing = [f for f in files if f not in table]
+    if missing and not problems:
+        problems.append((where, f"no label for {missing[0]} ({len(missing)} files unlabeled); label every image "
+                                f'or set "labels": null'))
+    elif missing:
+        problems.extend((where, f"no label for {f}") for f in missing[:20])
+    known = set(files)
+    notes = [f"dataset.json labels {n}, which is not among the images" for n in table if n not in known][:20]
+    return (None if problems else [table[f] for f in files]), problems, notes
 
 
 class FileImageDataset(GanDataset):
@@ -56,27 +107,31 @@ class FileImageDataset(GanDataset):
 
     # --
     def _read_labels(self):
-        try:
-            raw = self._read("dataset.json")
-        except (FileNotFoundError, KeyError):
+        raw = self._read_label_file()
+        if raw is None:
             return None, 0
-        try:
-            labels = json.loads(raw).get("labels")
-        except (ValueError, AttributeError):
-            raise DataError(f"{self.path}: dataset.json is not valid JSON of the form "
-                            '{"labels": [["file.png", 0], ...]}') from None
+        labels, problems, _ = parse_labels(raw, self.files, self.path)
+        if problems:
+            where, why = problems[0]
+            more = f" ({len(problems) - 1} more problems; `gankit dataset check {self.path}` lists them)" \
+                if len(problems) > 1 else ""
+            raise DataError(f"{where}: {why}{more}")
         if labels is None:
             return None, 0
-        table = {str(k).replace("\\", "/"): v for k, v in labels}
-        missing = [f for f in self.files if f not in table]
-        if missing:
-            raise DataError(f"{self.path}: dataset.json has no label for {missing[0]} "
-                            f"({len(missing)} files unlabeled); label every image or set \"labels\": null")
-        values = [table[f] for f in self.files]
-        if any(isinstance(v, list) for v in values):
-            raise DataError(f"{self.path}: dataset.json holds vector labels; only integer class labels are supported")
-        t = torch.tensor(values, dtype=torch.long)
+        t = torch.tensor(labels, dtype=torch.long)
         return t, int(t.max()) + 1
+
+    def _read_label_file(self) -> bytes | None:
+        """The bytes of ``dataset.json`` at the root, or None when there is none."""
+        try:
+            return self._read("dataset.json")
+        except (FileNotFoundError, KeyError):
+            return None
+        except IsADirectoryError:
+            raise DataError(f"{self.path}/dataset.json: a folder, not a file; remove it or put the labels file "
+                            "there") from None
+        except OSError as e:
+            raise DataError(f"{self.path}/dataset.json: cannot read ({e.strerror or e})") from None
 
     def _decode(self, i: int) -> np.ndarray:
         try:
@@ -155,8 +210,17 @@ class ZipDataset(FileImageDataset):
     def _read(self, name: str) -> bytes:
         try:
             return self._archive().read(name)
+        except KeyError:
+            raise
         except zipfile.BadZipFile as e:
             raise DataError(f"{self.path}/{name}: corrupt zip entry ({e})") from None
+        except RuntimeError as e:  # encrypted members
+            raise DataError(f"{self.path}/{name}: cannot read ({e}); gankit reads unencrypted zips") from None
+        except NotImplementedError as e:  # compression methods zipfile lacks
+            raise DataError(f"{self.path}/{name}: cannot read ({e}); re-create the zip with deflate or no "
+                            "compression") from None
+        except (OSError, EOFError, ValueError, zlib.error) as e:
+            raise DataError(f"{self.path}/{name}: cannot read the zip entry ({e})") from None
 
     def _display(self, i: int) -> str:
         return f"{self.path}/{self.files[i]}"

@@ -12,6 +12,8 @@ Mode policy (``mode=``):
     CMYK is converted, and alpha (RGBA, LA, transparent palettes) is composited over black;
   * ``gray``: 1 channel (ITU-R 601-2 luma, PIL's ``convert("L")``), alpha composited over black;
   * ``rgba``: 4 channels, alpha kept (opaque images get alpha 255).
+In every mode, 16-bit and wider samples are scaled to 8 bits (65535 -> 255), never clipped, and
+photos are turned upright by their EXIF orientation tag (``dataset check`` lists them).
 """
 from __future__ import annotations
 
@@ -54,17 +56,49 @@ def _flatten_alpha(img: Image.Image) -> Image.Image:
     return img
 
 
+#: Pillow modes of more than 8 bits per sample (16-bit grayscale PNGs open as I;16)
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float grayscale image as 8-bit ``L``, scaled (v * 255 / 65535 for 16 bits), never
+    clipped. Pillow already reads 16-bit RGB, RGBA and gray+alpha PNGs as 8-bit (high byte)."""
+    if img.mode not in WIDE_MODES:
+        return img
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+        hi = 65535.0  # the bit depth says it, whatever the pixels hold
+    elif img.mode == "F" and arr.size and arr.max() <= 1.0:
+        hi = 1.0  # float images in [0, 1]
+    else:  # 32-bit integers or floats of unknown depth: the smallest range that holds the pixels
+        top = float(arr.max()) if arr.size else 0.0
+        hi = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+    return Image.fromarray(np.clip(np.rint(arr / hi * 255.0), 0, 255).astype(np.uint8), "L")
+
+
 def convert_mode(img: Image.Image, mode: str) -> Image.Image:
+    img = to_8bit(img)
     if mode == "rgba":
         return img.convert("RGBA")
     img = _flatten_alpha(img)
     if mode == "gray":
         return img.convert("L")
-    if img.mode in ("I;16", "I;16B", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8))
     return img.convert("RGB")
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation tag says (cameras store portrait photos sideways)."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(img) if exif_orientation(img) not in (0, 1) else img
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright; 0 when there is none or it cannot be read)."""
+    try:
+        return int(img.getexif().get(0x0112, 0) or 0)
+    except Exception:  # a damaged EXIF block: treated as none
+        return 0
 
 
 def apply_size(img: Image.Image, res: int | None, size: str, name: str) -> Image.Image:
@@ -89,7 +123,7 @@ def decode(data: bytes, name: str, res: int | None, size: str, mode: str) -> np.
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            img = convert_mode(img, mode)
+            img = convert_mode(upright(img), mode)
             img = apply_size(img, res, size, name)
             arr = np.array(img, dtype=np.uint8)
     except DataError:

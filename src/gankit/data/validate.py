@@ -12,7 +12,7 @@ from PIL import Image
 from ..config import coerce
 from ..errors import DataError
 from . import images, parse_spec
-from .folder import FolderDataset, ZipDataset
+from .folder import FolderDataset, ZipDataset, parse_labels
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Report:
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, reason)
     sizes: Counter = field(default_factory=Counter)
     modes: Counter = field(default_factory=Counter)
+    notes: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, what): no problem, worth knowing
 
     @property
     def ok(self) -> bool:
@@ -34,15 +35,20 @@ class Report:
         parts = ", ".join(f"{n} {k}" for k, n in sorted(c.items())) or "no problems"
         common = ", ".join(f"{w}x{h}: {n}" for (w, h), n in self.sizes.most_common(3))
         modes = ", ".join(f"{m}: {n}" for m, n in self.modes.most_common())
-        return f"{self.total} files checked: {parts}. Sizes ({common}); modes ({modes})."
+        notes = Counter(kind for _, kind, _ in self.notes)
+        noted = "".join(f"; {n} {k}" for k, n in sorted(notes.items()))
+        return f"{self.total} files checked: {parts}{noted}. Sizes ({common}); modes ({modes})."
 
 
 def check(spec: str) -> Report:
-    """Opens every image of a folder or zip spec and reports unreadable, truncated, odd-mode and odd-size files.
+    """Opens every image of a folder or zip spec and reports unreadable, truncated, odd-mode and odd-size
+    files, every problem of ``dataset.json`` (kind *label*), and as notes the photos turned upright by
+    their EXIF orientation (*rotated*) and labels of files that are not there.
 
     A file is *odd-size* when it is not square, smaller than the target resolution (it would be
     upsampled), or (without ``res``) differs from the most common size; *odd-mode* when its mode is
-    neither RGB nor L (it will be converted as the mode policy documents).
+    neither RGB nor L (it will be converted as the mode policy documents, 16-bit scaled to 8).
+    A damaged zip member is *unreadable*; every one is listed.
     """
     source, opts = parse_spec(spec)
     if source.startswith("builtin:"):
@@ -59,6 +65,15 @@ def check(spec: str) -> Report:
     if not names:
         raise DataError(f"{source}: no images found (looked for {', '.join(images.EXTENSIONS)}, recursively)")
     report = Report(total=len(names))
+    try:
+        raw = ds._read_label_file()
+    except DataError as e:
+        report.problems.append((f"{source}/dataset.json", "label", str(e).split(": ", 1)[-1]))
+        raw = None
+    if raw is not None:
+        _, problems, notes = parse_labels(raw, names, source)
+        report.problems.extend((where, "label", why) for where, why in problems)
+        report.notes.extend((f"{source}/dataset.json", "label-note", what) for what in notes)
     seen = []
     for name in names:
         where = os.path.join(source, name) if lister is FolderDataset else f"{source}/{name}"
@@ -66,6 +81,9 @@ def check(spec: str) -> Report:
             data = ds._read(name)
         except OSError as e:
             report.problems.append((where, "unreadable", str(e.strerror or e)))
+            continue
+        except DataError as e:  # a damaged, encrypted or oddly compressed zip member
+            report.problems.append((where, "unreadable", str(e).split(": ", 1)[-1]))
             continue
         try:
             with warnings.catch_warnings():
@@ -75,6 +93,10 @@ def check(spec: str) -> Report:
                 with Image.open(io.BytesIO(data)) as img:
                     img.load()
                     size, m = img.size, img.mode
+                    turn = images.exif_orientation(img)
+                    if turn not in (0, 1):
+                        report.notes.append((where, "rotated", f"EXIF orientation {turn}: turned upright when read"))
+                        size = images.upright(img).size
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             truncated = any(w in msg.lower() for w in ("truncat", "broken data stream", "premature end"))
