@@ -281,3 +281,119 @@ def test_import_round_trips_a_stylegan3_pickle(tmp_path, nvidia_modules):
             assert torch.equal(G(z, truncation_psi=psi), m.G(z, truncation_psi=psi))
         x = torch.randn(4, 3, 16, 16)
         assert torch.equal(bundle.D(x), m.D(x))
+
+
+class _Reduce:
+    """Pickles as ``fn(*args)`` followed by BUILD ``state``: hand-made pickles of numpy internals."""
+
+    def __init__(self, fn, args, state=None):
+        self.fn, self.args, self.state = fn, args, state
+
+    def __reduce__(self):
+        return (self.fn, self.args) if self.state is None else (self.fn, self.args, self.state)
+
+
+def _numpy_attacks():
+    """Pickles that make numpy read memory at an address the file chooses, or hand out memory
+    the file never filled (each crashed or misbehaved with numpy's own reconstructors)."""
+    import numpy as np
+
+    mm = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    pointer = (0x4141414141414141).to_bytes(8, "little")
+    obj = _Reduce(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 0x3F))
+    hidden = _Reduce(np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (obj, 0)}, 8, 1, 0))
+    flagged = _Reduce(np.dtype, ("f8", False, True), (3, "<", None, None, None, -1, -1, 0x3F))
+    array = lambda dt: _Reduce(mm._reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), dt, False, pointer))  # noqa: E731
+    return {"structured dtype hiding an object field": array(hidden),
+            "object dtype": array(obj),
+            "dtype with flags": array(flagged),
+            "object scalar": _Reduce(mm.scalar, (obj, pointer))}
+
+
+@pytest.mark.parametrize("attack", list(_numpy_attacks()))
+def test_import_refuses_numpy_objects_built_from_raw_bytes(tmp_path, attack):
+    pkl = tmp_path / "attack.pkl"
+    pkl.write_bytes(pickle.dumps({"G_ema": {}, "progress": {"cur_nimg": _numpy_attacks()[attack]}}, protocol=4))
+    p = run_cli("import", pkl, "--out", tmp_path / "run")  # a subprocess: a crash fails the test, not pytest
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "attack.pkl" in lines[0] and "numpy dtype" in lines[0], p.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_import_reads_plain_numpy_values_and_bounds_tensor_views():
+    import io
+
+    import numpy as np
+
+    from gankit.tools.official_import import SafeUnpickler, UnsafePickleError, plain_data
+
+    data = {"f": np.float64(1.5), "i": np.arange(6, dtype=">i2").reshape(2, 3), "b": np.bool_(True),
+            "F": np.asfortranarray(np.ones((2, 3), np.float32)), "t": torch.arange(5.0)}
+    for protocol in (3, 4, 5):
+        out = plain_data(SafeUnpickler(io.BytesIO(pickle.dumps(data, protocol=protocol)), "x").load())
+        assert all(np.array_equal(out[k], data[k]) for k in "fibF") and torch.equal(out["t"], data["t"])
+        assert out["i"].dtype == np.dtype(">i2") and isinstance(out["f"], np.float64)
+    # a view that reaches past its storage would make torch grow the storage with memory the file never filled
+    t = torch.arange(4.0)
+    blob = pickle.dumps({"t": t}, protocol=4)
+    storage = torch._utils._rebuild_tensor_v2
+    evil = pickle.dumps({"t": _Reduce(storage, (t.storage(), 0, (4,), (1000,), False, collections.OrderedDict()))},
+                        protocol=4)
+    assert torch.equal(plain_data(SafeUnpickler(io.BytesIO(blob), "x").load())["t"], t)
+    with pytest.raises(UnsafePickleError, match="reaches element"):
+        SafeUnpickler(io.BytesIO(evil), "x").load()
+
+
+def _tiny_nvidia_pickle(tmp_path, pers, util, g_changes=None, progress=None):
+    cfg = dict(resolution=8, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8)
+    m = gankit.create("stylegan2", **cfg)
+    g_kwargs = {"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 8, "img_channels": 3,
+                "mapping_kwargs": {"num_layers": 1}, "synthesis_kwargs": {"channel_base": 64, "channel_max": 8},
+                **(g_changes or {})}
+    fn = pers._reconstruct_persistent_obj
+    data = {"G_ema": to_nvidia(m.G, fn, util.EasyDict, tmp_path / "ran", g_kwargs), "progress": progress or {}}
+    pkl = tmp_path / "net.pkl"
+    with open(pkl, "wb") as f:
+        pickle.dump(data, f)
+    return pkl
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"g": {"img_resolution": 2 ** 20}}, "resolution"),
+    ({"g": {"img_resolution": 0}}, "resolution"),
+    ({"g": {"z_dim": "512"}}, "z_dim"),
+    ({"g": {"mapping_kwargs": [1, 2]}}, "mapping_kwargs"),
+    ({"progress": {"cur_nimg": -5}}, "cur_nimg"),
+    ({"progress": {"cur_nimg": float("nan")}}, "cur_nimg"),
+])
+def test_import_checks_every_value_it_takes_from_the_file(tmp_path, nvidia_modules, change, needle):
+    pers, util = nvidia_modules
+    pkl = _tiny_nvidia_pickle(tmp_path, pers, util, change.get("g"), change.get("progress"))
+    from gankit.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=needle):
+        import_nvidia(pkl, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_import_into_a_non_empty_folder_needs_force(tmp_path, nvidia_modules):
+    pers, util = nvidia_modules
+    pkl = _tiny_nvidia_pickle(tmp_path, pers, util)
+    run = tmp_path / "run"
+    p = run_cli("train", "gan", "--data", "builtin:ring8?n=256", "--out", run, "--kimg", "0.1", "--preset", "cpu-toy",
+                "--train.tensorboard", "false", "--train.metrics", "false", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    before = {q: q.read_bytes() for q in run.rglob("*") if q.is_file()}
+    p = run_cli("import", pkl, "--out", run)
+    assert p.returncode == 2 and "not empty" in p.stderr and "--force" in p.stderr, p.stderr
+    assert {q: q.read_bytes() for q in run.rglob("*") if q.is_file()} == before  # the run is untouched
+    p = run_cli("import", pkl, "--out", run, "--force")
+    assert p.returncode == 0, p.stderr
+    import json
+
+    assert json.loads((run / "config.json").read_text())["family"] == "stylegan2"
+    assert not (run / "log.jsonl").exists() and len(list((run / "checkpoints").iterdir())) == 1  # replaced whole
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".run.")]  # no temporary folders left
+    (tmp_path / "empty").mkdir()
+    assert run_cli("import", pkl, "--out", tmp_path / "empty").returncode == 0  # an empty folder is fine

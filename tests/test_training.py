@@ -214,3 +214,93 @@ def test_prune_never_leaves_a_half_deleted_checkpoint(tmp_path, monkeypatch):
     assert [c.name for c in ckpt.list_checkpoints(tmp_path)] == ["ckpt-000002000", "ckpt-000003000"]
     ckpt.prune(tmp_path, keep=2)
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+# ---------------------------------------------------------------- damaged checkpoints and full disks
+def _flip_a_weight_byte(ckpt_dir: Path) -> None:
+    f = ckpt_dir / "model.safetensors"
+    b = bytearray(f.read_bytes())
+    b[-7] ^= 0x10  # inside the last tensor's data, past the header: the file still parses
+    f.write_bytes(bytes(b))
+
+
+def test_flipped_weight_byte_is_named_and_resume_falls_back(tmp_path):
+    from gankit.api import load_bundle
+
+    args = ["train", "gan", "--data", "builtin:ring8?n=512", "--preset", "cpu-toy", "--no-progress",
+            "--train.snapshot-kimg", "0.512", "--train.tensorboard", "false", "--train.metrics", "false",
+            "--train.lr-schedule", "constant"]
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert subprocess.run([sys.executable, "-m", "gankit", *args, "--out", ref, "--kimg", "2"]).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "gankit", *args, "--out", run, "--kimg", "1.5"]).returncode == 0
+    ckpts = ckpt.list_checkpoints(run)
+    assert [c.name for c in ckpts] == ["ckpt-000000512", "ckpt-000001024", "ckpt-000001536"]
+    _flip_a_weight_byte(ckpts[-1])
+    with pytest.raises(CheckpointError, match="model.safetensors: damaged"):
+        load_bundle(run)
+    g = subprocess.run([sys.executable, "-m", "gankit", "generate", run, "--out", tmp_path / "g.png"],
+                       capture_output=True, text=True)
+    assert g.returncode == 2 and "ckpt-000001536/model.safetensors: damaged" in g.stderr and "ckpt-000001024" in g.stderr
+    assert "Traceback" not in g.stderr and not (tmp_path / "g.png").exists()
+    r = subprocess.run([sys.executable, "-m", "gankit", *args, "--out", run, "--kimg", "2", "--resume"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "skipped checkpoint" in r.stderr and "ckpt-000001536" in r.stderr and "resuming from" in r.stderr
+    assert (run / "checkpoints" / "ckpt-000001536.damaged").is_dir()  # kept aside for inspection, never loaded
+    assert final_tensors(run).keys() == final_tensors(ref).keys()
+    assert all(torch.equal(final_tensors(run)[k], final_tensors(ref)[k]) for k in final_tensors(ref))  # bitwise
+    # an explicitly chosen older checkpoint: newer ones are set aside, the run continues from the chosen one
+    older = ckpt.list_checkpoints(run)[0]
+    r = subprocess.run([sys.executable, "-m", "gankit", *args, "--kimg", "2", "--resume", older],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "newer than the checkpoint chosen" in r.stderr and (run / "checkpoints" / "ckpt-000002048.superseded").is_dir()
+    assert all(torch.equal(final_tensors(run)[k], final_tensors(ref)[k]) for k in final_tensors(ref))
+    bad = subprocess.run([sys.executable, "-m", "gankit", *args, "--resume", tmp_path / "ref"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "not a checkpoint folder" in bad.stderr
+
+
+def test_full_disk_keeps_the_previous_checkpoint_and_says_what_is_needed(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    run = tmp_path / "r"
+    t = {"a": torch.ones(1000)}
+    first = ckpt.save_checkpoint(run, 100, t, {"cur_nimg": 100}, {"family": "x"})
+    real_save = ckpt.save_file
+
+    def enospc(*a, **k):
+        real_save(*a, **k)  # part of the checkpoint reaches the disk, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_file", enospc)
+    with pytest.raises(CheckpointError, match=r"not enough disk space.*needs about .* MiB.*MiB free.*is intact"):
+        ckpt.save_checkpoint(run, 200, t, {"cur_nimg": 200}, {"family": "x"})
+    monkeypatch.setattr(ckpt, "save_file", real_save)
+    assert ckpt.list_checkpoints(run) == [first] and not list((run / "checkpoints").glob(".tmp-*"))
+    ckpt.verify(first)
+    # space for one checkpoint but not for keep + 1: the oldest goes first, the newest stays
+    second = ckpt.save_checkpoint(run, 200, t, {"cur_nimg": 200}, {"family": "x"}, keep=2)
+    usage = shutil.disk_usage(run)
+    monkeypatch.setattr(ckpt.shutil, "disk_usage",
+                        lambda p: usage._replace(free=len(ckpt.list_checkpoints(run)) < 2 and 1 << 30 or 1000))
+    third = ckpt.save_checkpoint(run, 300, t, {"cur_nimg": 300}, {"family": "x"}, keep=2)
+    assert ckpt.list_checkpoints(run) == [second, third]
+    # no room even after pruning: refused before writing, with what is needed, and nothing lost
+    monkeypatch.setattr(ckpt.shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    with pytest.raises(CheckpointError, match="not enough disk space"):
+        ckpt.save_checkpoint(run, 400, t, {"cur_nimg": 400}, {"family": "x"}, keep=1)
+    assert ckpt.list_checkpoints(run) == [second, third]
+
+
+def test_training_stops_with_one_line_when_the_disk_fills(tmp_path):
+    # a writer that fails like a full disk, in a real training process
+    code = ("import errno, sys\nfrom gankit.training import checkpoint as c\n"
+            "def full(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+            "c.save_file = full\nfrom gankit.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    p = subprocess.run([sys.executable, "-c", code, "train", "gan", "--data", "builtin:ring8?n=256", "--preset",
+                        "cpu-toy", "--out", tmp_path / "r", "--kimg", "0.3", "--no-progress", "--train.metrics",
+                        "false", "--train.tensorboard", "false"], capture_output=True, text=True)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "not enough disk space" in lines[0], p.stderr
