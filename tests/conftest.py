@@ -39,3 +39,24 @@ def image_folder(tmp_path):
     write_image(root / "c.bmp", seed=12)
     (root / "notes.txt").write_text("not an image")
     return root
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    """A PNG file of a uint8 or uint16 array H x W [x C] (C: 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA),
+    written by hand so 16-bit colour images can be made (Pillow writes only 16-bit grayscale)."""
+    import struct
+    import zlib
+
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    h, w, c = arr.shape
+    depth = 16 if arr.dtype == np.uint16 else 8
+    raw = arr.astype(">u2" if depth == 16 else "u1").tobytes()
+    stride = w * c * depth // 8
+    rows = b"".join(b"\x00" + raw[i * stride:(i + 1) * stride] for i in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")

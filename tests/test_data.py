@@ -12,7 +12,7 @@ from gankit.data.idx import read_idx, write_idx
 from gankit.data.validate import check
 from gankit.errors import DataError
 
-from .conftest import write_image
+from .conftest import png_bytes, write_image
 
 
 def test_folder_recursive_all_formats(image_folder):
@@ -67,6 +67,108 @@ def test_mode_policy(tmp_path):
     write_image(g / "l.png", size=(8, 8), mode="L")
     x, _ = open_dataset(str(g)).get_batch(torch.tensor([0]))
     assert x.shape[1] == 3 and torch.equal(x[0, 0], x[0, 1])  # gray replicated to RGB
+
+
+def _expected(src: np.ndarray, bits: int, mode: str) -> np.ndarray:
+    """What each output mode must hold for a source array (H, W, C) of ``bits``-bit samples, in 8 bits."""
+    v = src.astype(np.float64) * 255.0 / (2 ** bits - 1)
+    c = v.shape[2]
+    color = v[..., :1].repeat(3, 2) if c in (1, 2) else v[..., :3]
+    alpha = v[..., -1:] if c in (2, 4) else np.full(v.shape[:2] + (1,), 255.0)
+    if mode == "rgba":
+        return np.concatenate([color, alpha], 2)
+    rgb = color * alpha / 255.0  # composited over black
+    if mode == "gray":
+        return (rgb @ np.array([0.299, 0.587, 0.114]))[..., None]  # ITU-R 601-2 luma
+    return rgb
+
+
+@pytest.mark.parametrize("mode", ["rgb", "gray", "rgba"])
+@pytest.mark.parametrize("bits, channels", [(1, 1)] + [(b, c) for b in (8, 16) for c in (1, 2, 3, 4)])
+def test_every_bit_depth_is_scaled_in_every_mode(tmp_path, mode, bits, channels):
+    from gankit.data.images import decode
+    rng = np.random.default_rng(bits * 10 + channels)
+    src = rng.integers(0, 2 ** bits, (6, 6, channels)).astype(np.uint16 if bits == 16 else np.uint8)
+    if bits == 1:
+        data = __import__("io").BytesIO()
+        Image.fromarray(src[..., 0].astype(bool)).save(data, format="PNG")
+        data = data.getvalue()
+    else:
+        data = png_bytes(src)
+    out = decode(data, "x.png", None, "none", mode).astype(np.float64)
+    want = _expected(src, bits, mode)
+    assert out.shape == want.shape
+    # Pillow reads 16-bit colour as its high byte, gankit scales 16-bit gray by 255/65535: within 1 level
+    # (+1 for the luma's own rounding); a clipped 16-bit image is off by up to 254
+    assert np.abs(out - want).max() <= 2, (np.abs(out - want).max(), mode, bits, channels)
+
+
+def test_exif_orientation_is_applied_and_reported(tmp_path):
+    img = np.zeros((8, 16, 3), np.uint8)
+    img[:, :8] = 255  # left half white: after a 90-degree turn it is the top or bottom half
+    pic = Image.fromarray(img)
+    exif = pic.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    pic.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    x, _ = open_dataset(f"{tmp_path}?res=8&size=resize").get_batch(torch.tensor([0]))
+    from gankit.data.images import decode
+
+    arr = decode((tmp_path / "photo.jpg").read_bytes(), "photo.jpg", None, "none", "rgb")
+    assert arr.shape == (16, 8, 3)  # upright: taller than wide
+    assert arr[:8].mean() > 200 and arr[8:].mean() < 50  # the white half on top, as a viewer shows it
+    r = check(str(tmp_path))
+    assert [k for _, k, _ in r.notes] == ["rotated"] and "1 rotated" in r.summary()
+    assert [(k, why) for _, k, why in r.problems] == [("odd-size", "8x16 is not square")]  # the upright size
+
+
+def _damage_zip_member(path, name: str, flags: int | None = None, method: int | None = None, byte: int | None = None):
+    """Rewrites one member's local and central headers (encryption flag, compression method) or flips a data byte."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(name)
+    local = info.header_offset
+    central = [m for m in range(len(data)) if data[m:m + 4] == b"PK\x01\x02" and
+               struct.unpack("<I", data[m + 42:m + 46])[0] == local][0]
+    if flags is not None:
+        struct.pack_into("<H", data, local + 6, flags)
+        struct.pack_into("<H", data, central + 8, flags)
+    if method is not None:
+        struct.pack_into("<H", data, local + 8, method)
+        struct.pack_into("<H", data, central + 10, method)
+    if byte is not None:
+        start = local + 30 + struct.unpack("<H", data[local + 26:local + 28])[0] + struct.unpack("<H", data[local + 28:local + 30])[0]
+        data[start + byte] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_dataset_check_lists_every_bad_zip_member_and_label_problem(tmp_path):
+    zp = tmp_path / "d.zip"
+    with zipfile.ZipFile(zp, "w", compression=zipfile.ZIP_STORED) as z:
+        for i, name in enumerate(["good.png", "crc.png", "locked.png", "method.png", "also.png"]):
+            p = write_image(tmp_path / "src" / name, seed=i)
+            z.write(p, name)
+        z.writestr("dataset.json", json.dumps({"labels": [["good.png", 0], ["crc.png", -1], ["locked.png", 2.5],
+                                                           ["method.png", "cat"], ["also.png", [1, 0]]]}))
+    _damage_zip_member(zp, "crc.png", byte=40)
+    _damage_zip_member(zp, "locked.png", flags=0x1)
+    _damage_zip_member(zp, "method.png", method=99)
+    r = check(str(zp))
+    found = {(p.split("/")[-1], k) for p, k, _ in r.problems}
+    assert {("crc.png", "unreadable"), ("locked.png", "unreadable"), ("method.png", "unreadable")} <= found
+    labels = [why for _, k, why in r.problems if k == "label"]
+    assert len(labels) == 4 and any("crc.png: label -1" in w for w in labels) and any("2.5" in w for w in labels)
+    assert any("'cat'" in w or "cat" in w for w in labels) and any("vector label" in w for w in labels)
+    assert not r.ok and "4 label" in r.summary() and "3 unreadable" in r.summary()
+    with pytest.raises(DataError, match="crc.png: label -1.*3 more problems"):
+        open_dataset(str(zp))
+    (tmp_path / "f").mkdir()
+    write_image(tmp_path / "f" / "a.png")
+    (tmp_path / "f" / "dataset.json").mkdir()
+    with pytest.raises(DataError, match="dataset.json: a folder"):
+        open_dataset(str(tmp_path / "f"))
+    assert [k for _, k, _ in check(str(tmp_path / "f")).problems] == ["label"]
 
 
 def test_zip_and_labels(tmp_path, image_folder):

@@ -39,12 +39,13 @@ def parse_labels(raw: bytes, files: list[str], root: str) -> tuple[list[int] | N
         return None, [], []
     if not isinstance(entries, list):
         return None, [(where, f'"labels" is a {type(entries).__name__}, not a list of [file, class] pairs')], []
-    problems, table = [], {}
+    problems, table, mentioned = [], {}, set()
     for i, e in enumerate(entries):
         if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)):
             problems.append((where, f"entry {i} ({str(e)[:60]}) is not a [file, class] pair"))
             continue
         name, value = e[0].replace("\\", "/"), e[1]
+        mentioned.add(name)
         if isinstance(value, list):
             problems.append((where, f"{name}: a vector label; only integer class labels are supported"))
             continue
@@ -59,7 +60,7 @@ def parse_labels(raw: bytes, files: list[str], root: str) -> tuple[list[int] | N
             problems.append((where, f"{name}: labelled twice ({table[name]} and {int(value)})"))
             continue
         table[name] = int(value)
-    missing = [f for f in files if f not in table]
+    missing = [f for f in files if f not in mentioned]
     if missing and not problems:
         problems.append((where, f"no label for {missing[0]} ({len(missing)} files unlabeled); label every image "
                                 f'or set "labels": null'))
