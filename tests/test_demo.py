@@ -28,6 +28,19 @@ def test_demo_functions_validate_inputs():
     for bad, msg in (((-1,), "seed"), ((1, 3.5), "psi"), ((2**33,), "seed"), (("x",), "whole number")):
         with pytest.raises(ConfigError, match=msg):
             m.image(*bad)
+    # the raw values a hand-made request can carry: each answered with a message naming the field
+    for bad, msg in (((None,), "seed"), (([1],), "seed"), (({"a": 1},), "seed"), ((True,), "seed"), ((1.5,), "seed"),
+                     ((float("nan"),), "seed"), (("1e400",), "seed"), ((1, "x"), "psi"), ((1, float("nan")), "psi"),
+                     ((1, float("inf")), "psi"), ((1, None), "psi"), ((1, 1.0, None, "loud"), "noise"),
+                     ((1, 1.0, None, ["const"]), "noise")):
+        with pytest.raises(ConfigError, match=msg):
+            m.image(*bad)
+    for t in (float("nan"), "half", None, 2):
+        with pytest.raises(ConfigError, match="interpolation"):
+            m.interpolate(1, 2, t)
+    with pytest.raises(ConfigError, match="styles"):
+        m.mix(1, 2, ["coarse"])
+    assert m.image("7").tobytes() == m.image(7).tobytes() == m.image(7.0).tobytes()  # a number is a number
     with pytest.raises(ConfigError, match="fine"):
         m.mix(1, 2, "fine")  # a 16 px generator has no fine styles
     with pytest.raises(ConfigError, match="StyleGAN"):
@@ -40,22 +53,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                    reason="Debian's chromium is not installed (.ci/run installs it; CI fails without it)")
-def test_demo_in_a_real_browser(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """`gankit demo` on a tiny StyleGAN2 run, pictures kept 2 s: (url, process, its pictures folder)."""
+    run = tmp_path_factory.mktemp("demo") / "run"
     p = subprocess.run([sys.executable, "-m", "gankit", "train", "stylegan2", "--preset", "cpu-digits", "--data",
                         "builtin:digits", "--out", str(run), "--kimg", "0.032", "--train.batch-size", "8"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     port = _free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
-    server = subprocess.Popen([sys.executable, "-m", "gankit", "demo", str(run), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    server = subprocess.Popen([sys.executable, "-m", "gankit", "demo", str(run), "--port", str(port),
+                               "--keep-images", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     url = f"http://127.0.0.1:{port}/"
+    pictures = None
     try:
+        while pictures is None:
+            line = server.stdout.readline()
+            assert line or server.poll() is None, "the demo exited before serving"
+            if line.startswith("pictures: "):
+                pictures = line.split()[1]
         for _ in range(120):  # the server binds 127.0.0.1 by default
             try:
                 urllib.request.urlopen(url, timeout=2)
@@ -63,30 +80,88 @@ def test_demo_in_a_real_browser(tmp_path):
             except OSError:
                 assert server.poll() is None, server.stdout.read()
                 time.sleep(0.5)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page()
-            page.goto(url, wait_until="domcontentloaded")
-            img = page.locator("#image img")
-            img.wait_for(timeout=60000)
-            src0 = img.get_attribute("src")
-            before = page.request.get(src0).body()
-            field = page.locator("#seed input")
-            field.fill("42")
-            field.press("Enter")
-            page.wait_for_function("s => { const i = document.querySelector('#image img'); return i && i.src !== s; }",
-                                   arg=src0, timeout=60000)
-            after = page.request.get(img.get_attribute("src")).body()
-            assert before[:8] == after[:8] == b"\x89PNG\r\n\x1a\n" and before != after  # a new picture
-            field.fill("-5")  # out of range: the page shows a message (Gradio's bound check or ours)
-            field.press("Enter")
-            page.get_by_text(re.compile("minimum value 0|use 0 to")).first.wait_for(timeout=30000)
-            browser.close()
-        assert server.poll() is None
+        yield url, server, pictures
     finally:
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def _call(url: str, body: bytes, headers: dict | None = None):
+    """POSTs a raw body to the page's image function; (HTTP status, server-sent answer or error text)."""
+    import json
+
+    api = json.load(urllib.request.urlopen(url + "gradio_api/info"))["named_endpoints"]
+    name = next(k for k, v in api.items() if [q["label"] for q in v["parameters"]][:2] == ["seed", "truncation psi"]
+                and len(v["parameters"]) == 4)
+    req = urllib.request.Request(url + f"gradio_api/call{name}", data=body,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        event = json.load(urllib.request.urlopen(req, timeout=30))["event_id"]
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    return 200, urllib.request.urlopen(url + f"gradio_api/call{name}/{event}", timeout=60).read().decode()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+                    reason="Debian's chromium is not installed (.ci/run installs it; CI fails without it)")
+def test_demo_in_a_real_browser(demo_server):
+    from playwright.sync_api import sync_playwright
+
+    url, server, _ = demo_server
+    assert server.poll() is None
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        page.goto(url, wait_until="domcontentloaded")
+        img = page.locator("#image img")
+        img.wait_for(timeout=60000)
+        src0 = img.get_attribute("src")
+        before = page.request.get(src0).body()
+        field = page.locator("#seed input")
+        field.fill("42")
+        field.press("Enter")
+        page.wait_for_function("s => { const i = document.querySelector('#image img'); return i && i.src !== s; }",
+                               arg=src0, timeout=60000)
+        after = page.request.get(img.get_attribute("src")).body()
+        assert before[:8] == after[:8] == b"\x89PNG\r\n\x1a\n" and before != after  # a new picture
+        field.fill("-5")  # out of range: the page shows a message (Gradio's bound check or ours)
+        field.press("Enter")
+        page.get_by_text(re.compile("minimum value 0|use a whole number from 0")).first.wait_for(timeout=30000)
+        browser.close()
+    assert server.poll() is None
+
+
+def test_demo_answers_bad_requests_with_messages_and_cleans_up(demo_server):
+    # runs after the browser test: it stops the shared server to see its folder go
+    url, server, pictures = demo_server
+    status, answer = _call(url, b'{"data": [3, 1.0, 0, "const"]}')
+    assert status == 200 and "event: complete" in answer and "image.png" in answer
+    for body, needle in ((b'{"data": ["abc", 1.0, 0, "const"]}', "seed: give a whole number"),
+                         (b'{"data": [NaN, 1.0, 0, "const"]}', "seed nan"),
+                         (b'{"data": [3, NaN, 0, "const"]}', "truncation psi nan"),
+                         (b'{"data": [{"x": 1}, 1.0, 0, "const"]}', "seed"),
+                         (b'{"data": [3, 1.0, 0, "loud"]}', "noise")):
+        status, answer = _call(url, body)
+        assert status == 200 and "event: error" in answer and needle in answer, (body, answer)
+    big = b'{"data": [3, 1.0, 0, "' + b"x" * (1 << 20) + b'"]}'
+    status, answer = _call(url, big)
+    assert status == 413 and "larger than" in answer
+    # a 200 MB claim is refused by its Content-Length, before any of it is read
+    req = urllib.request.Request(url + "gradio_api/upload", data=b"x" * 10, method="POST",
+                                 headers={"Content-Length": str(200 << 20)})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 413
+    made = [f for _, _, fs in os.walk(pictures) for f in fs]
+    assert made, "the pictures are served from the server's own folder"
+    deadline = time.time() + 30
+    while [f for _, _, fs in os.walk(pictures) for f in fs] and time.time() < deadline:
+        time.sleep(0.5)
+    assert not [f for _, _, fs in os.walk(pictures) for f in fs]  # each removed once 2 s old
+    server.terminate()
+    server.wait(timeout=20)
+    assert not os.path.exists(pictures)  # and the folder when the server stops

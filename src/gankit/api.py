@@ -65,15 +65,20 @@ def create(name: str, preset: str | None = None, **model_overrides) -> Bundle:
     return Bundle(name, model_cfg, G, D)
 
 
-def bundle_from_config(config: dict) -> Bundle:
-    """Rebuilds untrained networks from a run's ``config.json`` (no training code needed)."""
-    name = config.get("family")
-    if name not in FAMILIES:
-        raise CheckpointError(f"checkpoint names family {name!r}, which this gankit does not have; "
+def bundle_from_config(config: dict, source: str = "config.json") -> Bundle:
+    """Rebuilds untrained networks from a run's ``config.json`` (no training code needed); every value
+    is checked as a command-line option would be, and a bad one is named with ``source``."""
+    name = config.get("family") if isinstance(config, dict) else None
+    if not isinstance(name, str) or name not in FAMILIES:
+        raise CheckpointError(f"{source}: names family {name!r}, which this gankit does not have; "
                               f"known: {', '.join(list_models())}")
     fam = get_family(name)
-    model_cfg = from_dict(fam.Config, config.get("model", {}))
-    G, D = fam.build(model_cfg)
+    try:
+        model_cfg = from_dict(fam.Config, config.get("model", {}))
+        fam.validate(model_cfg)
+        G, D = fam.build_checked(model_cfg)
+    except ConfigError as e:
+        raise CheckpointError(f"{source}: {str(e).replace('--model.', 'model.')}") from None
     return Bundle(name, model_cfg, G, D)
 
 
@@ -81,8 +86,9 @@ def load_bundle(path: str | Path) -> tuple[Bundle, torch.nn.Module, dict]:
     """Loads a run or checkpoint folder: (bundle with trained G and D, EMA generator, config dict)."""
     where = ckpt.resolve(path)
     config = ckpt.read_config(where)
-    bundle = bundle_from_config(config)
-    G_ema = bundle_from_config(config).G
+    source = str(where / "config.json") if (where / "config.json").is_file() else str(where.parent.parent / "config.json")
+    bundle = bundle_from_config(config, source)
+    G_ema = bundle_from_config(config, source).G
     ckpt.load_modules(where, {"G": bundle.G, "D": bundle.D, "G_ema": G_ema})
     G_ema.eval().requires_grad_(False)
     return bundle, G_ema, config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import typing
 
@@ -31,21 +32,48 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-3,7' -> [0, 1, 2, 3, 7]."""
-    seeds = []
+MAX_SEEDS = 100_000  # images one command makes
+MAX_SEED = 2 ** 32 - 1  # NVIDIA's seeds: numpy RandomState takes 32 bits
+
+
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]; at most MAX_SEEDS seeds, each 0 to 2^32 - 1."""
+    seeds: list[int] = []
     try:
         for part in text.split(","):
             if "-" in part.strip()[1:]:
-                a, b = part.split("-", 1)
-                seeds.extend(range(int(a), int(b) + 1))
+                a, b = (int(v) for v in part.split("-", 1))
+                if a < 0 or b < a or b - a + 1 + len(seeds) > MAX_SEEDS:
+                    raise OverflowError
+                seeds.extend(range(a, b + 1))
             elif part.strip():
                 seeds.append(int(part))
+            if len(seeds) > MAX_SEEDS:
+                raise OverflowError
     except ValueError:
-        raise ConfigError(f"--seeds {text!r}: use a list like 0-63 or 1,5,9") from None
-    if not seeds or min(seeds) < 0:
-        raise ConfigError(f"--seeds {text!r}: give non-negative seeds like 0-63 or 1,5,9")
+        raise ConfigError(f"{option} {text[:80]!r}: use a list like 0-63 or 1,5,9") from None
+    except OverflowError:
+        raise ConfigError(f"{option} {text[:80]!r}: give ranges from low to high with at most "
+                          f"{MAX_SEEDS:,} seeds in all") from None
+    if not seeds or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise ConfigError(f"{option} {text[:80]!r}: give seeds from 0 to {MAX_SEED}, like 0-63 or 1,5,9")
     return seeds
+
+
+def _in_range(option: str, value, lo, hi) -> None:
+    """Refuses ``value`` outside [lo, hi] (and nan), naming the option."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(f"{option} {value}: use a value from {lo:g} to {hi:g}")
+
+
+def _device(name: str | None, default: str = "cpu"):
+    """``--device`` as a torch device that exists here (cpu, cuda, cuda:N, mps), or a one-line error."""
+    from .training.trainer import pick_device
+
+    try:
+        return pick_device(name or default)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("--train.device", "--device")) from None
 
 
 def _type_name(tp) -> str:
@@ -160,7 +188,7 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
 
 
 def _check_trunc(psi: float) -> None:
-    if not -1.0 <= psi <= 2.0:
+    if not -1.0 <= psi <= 2.0:  # also refuses nan
         raise ConfigError(f"--trunc {psi}: use a value in [-1, 2] (1 = no truncation, 0 = the average w)")
 
 
@@ -184,7 +212,8 @@ def cmd_generate(argv: list[str]) -> int:
     from .visual import image_grid, save_samples
 
     seeds = parse_seeds(args.seeds)
-    G = load(args.run).to(args.device or "cpu")
+    device = _device(args.device)
+    G = load(args.run).to(device)
     x = generate(G, seeds, args.trunc, args.class_idx, args.noise)
     out = Path(args.out)
     if out.suffix.lower() == ".png":
@@ -221,8 +250,10 @@ def cmd_mix(argv: list[str]) -> int:
     from .api import load
     from .tools.mixing import grid_image, style_mix_grid
 
-    G = load(args.run).to(args.device or "cpu")
-    grid = style_mix_grid(G, parse_seeds(args.rows), parse_seeds(args.cols), args.styles, args.trunc,
+    rows, cols = parse_seeds(args.rows, "--rows"), parse_seeds(args.cols, "--cols")
+    _in_range("--rows x --cols", len(rows) * len(cols), 1, 10_000)
+    G = load(args.run).to(_device(args.device))
+    grid = style_mix_grid(G, rows, cols, args.styles, args.trunc,
                           args.class_idx, args.noise)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -261,11 +292,13 @@ def cmd_interpolate(argv: list[str]) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise ConfigError(f"--out {out}: give a .mp4 path (the GIF and the variation picture are written beside it)")
-    if args.fps < 1 or args.draws < 2:
-        raise ConfigError("--fps must be at least 1 and --draws at least 2")
-    G = load(args.run).to(args.device or "cpu")
-    check_style_options(G, args.trunc, args.noise)
+    _in_range("--fps", args.fps, 1, 240)
+    _in_range("--draws", args.draws, 2, 256)
     seeds = parse_seeds(args.seeds)
+    _in_range("--frames", args.frames, 1, 100_000)
+    _in_range("--frames x seeds", args.frames * len(seeds), 1, 100_000)
+    G = load(args.run).to(_device(args.device))
+    check_style_options(G, args.trunc, args.noise)
     ws = interpolation_ws(G, seeds, args.space, args.frames, args.trunc, args.class_idx)
     frames = to_frames(render(G, ws, args.noise, progress=True))
     write_video(frames, out, args.fps)
@@ -316,11 +349,13 @@ def cmd_project(argv: list[str]) -> int:
     from .tools.project import attribution, load_target, own_image_distances, project
     from .visual import image_grid
 
-    if args.calibrate < 0:
-        raise ConfigError("--calibrate must be 0 or more")
-    G = load(args.run).to(args.device or "cpu")
+    _in_range("--calibrate", args.calibrate, 0, 1000)
+    _in_range("--steps", args.steps, 1, 1_000_000)
+    _in_range("--seed", args.seed, 0, MAX_SEED)
+    device = _device(args.device)
+    G = load(args.run).to(device)
     target = load_target(args.image, G)
-    distance = build_distance(args.distance, args.vgg16_weights, args.lpips_weights, device=args.device or "cpu")
+    distance = build_distance(args.distance, args.vgg16_weights, args.lpips_weights, device=device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -361,6 +396,8 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference from PyTorch")
     args = p.parse_args(argv)
     _check_trunc(args.trunc)
+    if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise ConfigError(f"--tolerance {args.tolerance}: give a finite number >= 0 (default 1e-4)")
     from .api import load
     from .tools.export import export
     from .tools.generate import check_style_options
@@ -385,13 +422,16 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument("run", help="run directory or checkpoint folder")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--keep-images", type=float, default=300.0, metavar="SECONDS",
+                   help="how long each picture the page shows stays in the server's temporary folder (default: 300)")
     args = p.parse_args(argv)
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: use 1 to 65535")
+    _in_range("--keep-images", args.keep_images, 1, 7 * 86400)
     from .app.demo import serve
 
     print(f"serving {args.run} on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
-    serve(args.run, args.host, args.port)
+    serve(args.run, args.host, args.port, keep_images=args.keep_images)
     return 0
 
 
@@ -437,6 +477,12 @@ def cmd_bench(argv: list[str]) -> int:
         res = [int(r) for r in args.res.split(",")]
     except ValueError:
         raise ConfigError(f"--res {args.res!r}: give resolutions like 32,64") from None
+    for r in res:
+        _in_range("--res", r, 4, 4096)
+    _in_range("--batch", args.batch, 1, 4096)
+    _in_range("--min-time", args.min_time, 0.01, 3600)
+    _in_range("--threads", args.threads, 0, 4096)
+    _device(args.device)
     from .api import get_family
     from .tools.bench import run_all
 
@@ -525,17 +571,19 @@ def cmd_eval(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from pathlib import Path
 
-    import torch
-
     from .api import load_bundle
     from .metrics.evaluate import evaluate, parse_metrics
 
     names = parse_metrics(args.metrics)
-    if args.num_gen < 2 or args.batch < 1:
-        raise ConfigError("--num-gen must be at least 2 and --batch at least 1")
+    _in_range("--num-gen", args.num_gen, 2, 10_000_000)
+    _in_range("--batch", args.batch, 1, 4096)
+    if args.num_real is not None:
+        _in_range("--num-real", args.num_real, 2, 100_000_000)
+    _in_range("--seed", args.seed, 0, MAX_SEED)
+    _check_trunc(args.trunc)
+    device = _device(args.device, "auto")
     _, G, config = load_bundle(args.run)
-    data = args.data or config.get("data", {}).get("spec")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    data = args.data or (config.get("data") or {}).get("spec")
     weights = {k: getattr(args, f"{k}_weights") for k in ("inception", "effnet", "vgg16", "lpips")}
     res = evaluate(G, names, data=data, num_gen=args.num_gen, num_real=args.num_real, batch=args.batch,
                    extractor=args.extractor, distance=args.distance, attributes=args.attributes, seed=args.seed,
@@ -591,6 +639,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd(argv[1:])
     except GankitError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no: a read-only folder, a full disk, a path through a file
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f) or "a file"
+        print(f"gankit: error: {where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)

@@ -1,11 +1,20 @@
 """A web page for a trained StyleGAN run (Gradio): seed, truncation psi, class, noise mode, a
-style-mixing panel and an interpolation slider. Bound to 127.0.0.1 unless told otherwise; every
-input is validated (seed range, psi range, class range) and a bad value shows a message, not a
-traceback.
+style-mixing panel and an interpolation slider. Bound to 127.0.0.1 unless told otherwise.
+
+Every request is checked before it reaches the generator: the functions take the raw values of
+the request (Gradio's own conversion is off, since its failures answer with an empty error), so
+a string, a NaN, a list or a fractional seed gets a message naming the field; a request body of
+more than :data:`MAX_REQUEST_BYTES` is refused with 413 before it is read; and the pictures the
+page shows live in a temporary folder of this server's own, each removed ``keep_images`` seconds
+after it was made and the folder removed when the server stops.
 """
 from __future__ import annotations
 
+import math
 import os
+import shutil
+import signal
+import tempfile
 
 import torch
 
@@ -14,6 +23,24 @@ from ..tools.generate import class_labels, is_style_generator, seed_latents, syn
 from ..tools.mixing import style_ranges
 
 MAX_SEED = 2**32 - 1
+#: the largest request the page accepts: its requests are a few hundred bytes of JSON
+MAX_REQUEST_BYTES = 64 * 1024
+NOISE = ("const", "random", "none")
+
+
+def _number(value, name: str, lo: float, hi: float, whole: bool = False) -> float:
+    """A request value as a finite number in [lo, hi] (a whole one if ``whole``), or a message naming it."""
+    kind = "a whole number" if whole else "a number"
+    span = " to ".join(str(int(x)) if float(x).is_integer() else f"{x:g}" for x in (lo, hi))
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{name}: give {kind} from {span}")
+    try:
+        v = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: give {kind} from {span}") from None
+    if not math.isfinite(v) or (whole and not v.is_integer()) or not lo <= v <= hi:
+        raise ConfigError(f"{name} {str(value)[:40]}: use {kind} from {span}")
+    return v
 
 
 def _pil(img: torch.Tensor, min_size: int = 256):
@@ -31,22 +58,17 @@ class DemoModel:
         self.G = G.eval()
         self.styles = [k for k, v in style_ranges(G).items() if v]
 
-    def _check(self, seed, psi, class_idx) -> tuple[int, float, int | None]:
-        try:
-            seed = int(seed)
-        except (TypeError, ValueError):
-            raise ConfigError("seed: give a whole number") from None
-        if not 0 <= seed <= MAX_SEED:
-            raise ConfigError(f"seed {seed}: use 0 to {MAX_SEED}")
-        psi = float(psi)
-        if not -1.0 <= psi <= 2.0:
-            raise ConfigError(f"truncation psi {psi}: use -1 to 2")
+    def _check(self, seed, psi, class_idx, noise="const") -> tuple[int, float, int | None]:
+        if isinstance(seed, str) and not seed.strip().lstrip("-").isdigit():
+            raise ConfigError("seed: give a whole number")
+        seed = int(_number(seed, "seed", 0, MAX_SEED, whole=True))
+        psi = _number(psi, "truncation psi", -1.0, 2.0)
         if getattr(self.G, "c_dim", 0):
-            class_idx = int(class_idx or 0)
-            if not 0 <= class_idx < self.G.c_dim:
-                raise ConfigError(f"class {class_idx}: use 0 to {self.G.c_dim - 1}")
+            class_idx = int(_number(class_idx if class_idx is not None else 0, "class", 0, self.G.c_dim - 1, whole=True))
         else:
             class_idx = None
+        if noise not in NOISE:
+            raise ConfigError(f"noise {str(noise)[:40]!r}: choose {', '.join(NOISE)}")
         return seed, psi, class_idx
 
     @torch.no_grad()
@@ -58,15 +80,15 @@ class DemoModel:
 
     @torch.no_grad()
     def image(self, seed, psi=1.0, class_idx=None, noise="const"):
-        seed, psi, class_idx = self._check(seed, psi, class_idx)
+        seed, psi, class_idx = self._check(seed, psi, class_idx, noise)
         return _pil(synthesize(self.G, self.ws([seed], psi, class_idx), noise, [seed])[0])
 
     @torch.no_grad()
     def mix(self, seed, seed2, styles, psi=1.0, class_idx=None, noise="const"):
-        seed, psi, class_idx = self._check(seed, psi, class_idx)
+        seed, psi, class_idx = self._check(seed, psi, class_idx, noise)
         seed2 = self._check(seed2, psi, class_idx)[0]
-        if styles not in self.styles:
-            raise ConfigError(f"styles {styles}: choose {', '.join(self.styles)}")
+        if not isinstance(styles, str) or styles not in self.styles:
+            raise ConfigError(f"styles {str(styles)[:40]}: choose {', '.join(self.styles)}")
         w = self.ws([seed, seed2], psi, class_idx)
         mixed = w[:1].clone()
         idx = style_ranges(self.G)[styles]
@@ -75,11 +97,9 @@ class DemoModel:
 
     @torch.no_grad()
     def interpolate(self, seed, seed2, t, psi=1.0, class_idx=None, noise="const"):
-        seed, psi, class_idx = self._check(seed, psi, class_idx)
+        seed, psi, class_idx = self._check(seed, psi, class_idx, noise)
         seed2 = self._check(seed2, psi, class_idx)[0]
-        t = float(t)
-        if not 0.0 <= t <= 1.0:
-            raise ConfigError(f"interpolation {t}: use 0 to 1")
+        t = _number(t, "interpolation", 0.0, 1.0)
         w = self.ws([seed, seed2], psi, class_idx)
         return _pil(synthesize(self.G, torch.lerp(w[:1], w[1:], t), noise, [seed])[0])
 
@@ -92,8 +112,53 @@ def _gradio():
     return gr
 
 
-def build(G, title: str = "gankit"):
-    """The Gradio Blocks app for generator G."""
+class BodyLimit:
+    """ASGI middleware: answers 413 to a request whose body is larger than ``max_bytes`` (by its
+    Content-Length, or as it arrives), before the application reads it."""
+
+    def __init__(self, app, max_bytes: int = MAX_REQUEST_BYTES):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def _refuse(self, send):
+        body = f"request larger than {self.max_bytes} bytes".encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(send)
+        seen, started = 0, False
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def build(G, title: str = "gankit", keep_images: float = 300.0):
+    """The Gradio Blocks app for generator G; pictures are removed ``keep_images`` seconds after they were made."""
     gr = _gradio()
 
     model = DemoModel(G)
@@ -107,7 +172,8 @@ def build(G, title: str = "gankit"):
         return wrapped
 
     conditional = bool(getattr(G, "c_dim", 0))
-    with gr.Blocks(title=title, analytics_enabled=False) as app:
+    keep = max(1, int(keep_images))
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(max(1, min(keep, 60)), keep)) as app:
         gr.Markdown(f"## {title}\nStyleGAN demo: a seed picks z; truncation psi pulls w toward the average.")
         with gr.Row():
             with gr.Column(scale=1):
@@ -130,26 +196,41 @@ def build(G, title: str = "gankit"):
                               elem_id="t")
                 interp = gr.Image(type="pil", label="interpolation", elem_id="interp", format="png")
         base = [seed, psi, cls, noise]
-        for comp in base:
-            comp.change(guard(model.image), base, image)
-        for comp in base + [seed2, styles]:
-            comp.change(guard(lambda s, p, c, n, s2, st: model.mix(s, s2, st, p, c, n)),
-                        base + [seed2, styles], mixed)
-        for comp in base + [seed2, t]:
-            comp.change(guard(lambda s, p, c, n, s2, tt: model.interpolate(s, s2, tt, p, c, n)),
-                        base + [seed2, t], interp)
-        app.load(guard(model.image), base, image)
-        app.load(guard(lambda s, p, c, n, s2, st: model.mix(s, s2, st, p, c, n)), base + [seed2, styles], mixed)
-        app.load(guard(lambda s, p, c, n, s2, tt: model.interpolate(s, s2, tt, p, c, n)), base + [seed2, t], interp)
+        # preprocess=False: the functions see the request's raw values and answer any bad one with a message
+        events = [(model.image, base, image),
+                  (lambda s, p, c, n, s2, st: model.mix(s, s2, st, p, c, n), base + [seed2, styles], mixed),
+                  (lambda s, p, c, n, s2, tt: model.interpolate(s, s2, tt, p, c, n), base + [seed2, t], interp)]
+        for fn, inputs, output in events:
+            for comp in inputs:
+                comp.change(guard(fn), inputs, output, preprocess=False)
+            app.load(guard(fn), inputs, output, preprocess=False)
     return app
 
 
-def serve(run: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Loads a run and serves its demo (nothing is shared publicly; analytics off)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)  # so the server's temporary folder is removed on SIGTERM too
+
+
+def serve(run: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True, keep_images: float = 300.0):
+    """Loads a run and serves its demo (nothing is shared publicly; analytics off). The pictures go to
+    a temporary folder of this server's own, removed when it stops (Ctrl+C or SIGTERM)."""
+    from starlette.middleware import Middleware
+
     from ..api import load
 
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     _gradio()
-    app = build(load(run), title=f"gankit: {run}")
-    app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=True)
+    G = load(run)
+    tmp = tempfile.mkdtemp(prefix="gankit-demo-")
+    os.environ["GRADIO_TEMP_DIR"] = tmp  # read when the Blocks are built
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal) if block else None
+    try:
+        app = build(G, title=f"gankit: {run}", keep_images=keep_images)
+        print(f"pictures: {tmp} (each kept {keep_images:g} s; removed when the server stops)", flush=True)
+        app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=True,
+                   app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)]})
+    finally:
+        if block:
+            signal.signal(signal.SIGTERM, previous)
+            shutil.rmtree(tmp, ignore_errors=True)
     return app

@@ -6,13 +6,24 @@ import warnings
 from pathlib import Path
 
 
+def _kimg(line: str) -> float | None:
+    """The ``kimg`` of one log line, or None when the line is not a log record."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    k = rec.get("kimg", 0) if isinstance(rec, dict) else None
+    return float(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else None
+
+
 class RunLogger:
     def __init__(self, run_dir: Path, tensorboard: bool, resume_kimg: float = 0.0, purge_step: int = 0):
         self.path = Path(run_dir) / "log.jsonl"
         if self.path.exists():
-            # drop records written after the checkpoint we resume from, so the log reads as one run
-            keep = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("kimg", 0) <= resume_kimg + 1e-9]
+            # drop records written after the checkpoint we resume from, so the log reads as one run;
+            # lines that are not records (damage, a binary line, a half-written last line) go too
+            keep = [ln for ln in self.path.read_bytes().decode("utf-8", "replace").splitlines()
+                    if _kimg(ln) is not None and _kimg(ln) <= resume_kimg + 1e-9]
             self.path.write_text("".join(ln + "\n" for ln in keep))
         self.file = open(self.path, "a")
         self.tb = None
