@@ -144,7 +144,10 @@ def cmd_train(argv: list[str]) -> int:
             group, name = key.split(".", 1)
             overrides.setdefault(group, {})[name] = value
     if args.kimg is not None:
-        overrides.setdefault("train", {})["kimg"] = args.kimg
+        from .config import coerce
+        from .training.config import Kimg
+
+        overrides.setdefault("train", {})["kimg"] = coerce(args.kimg, Kimg, "--kimg")
     from .training.trainer import Trainer
 
     trainer = Trainer(args.family, args.data, args.out, preset=args.preset, overrides=overrides,
@@ -603,6 +606,11 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
+def one_line(text: str) -> str:
+    """An error message on one line whatever the input it quotes holds (newlines, control characters)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
             "interpolate": cmd_interpolate, "eval": cmd_eval, "project": cmd_project,
             "import": cmd_import, "export": cmd_export, "demo": cmd_demo, "models": cmd_models,
@@ -638,11 +646,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return cmd(argv[1:])
     except GankitError as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
+        print(f"gankit: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except OSError as e:  # the file system said no: a read-only folder, a full disk, a path through a file
         where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f) or "a file"
-        print(f"gankit: error: {where}: {e.strerror or e}", file=sys.stderr)
+        print(f"gankit: error: {one_line(f'{where}: {e.strerror or e}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)

@@ -38,8 +38,8 @@ class Range:
     open_lo: bool = False
 
     def describe(self) -> str:
-        lo = "" if self.lo is None else (f"> {self.lo:g}" if self.open_lo else f">= {self.lo:g}")
-        hi = "" if self.hi is None else f"<= {self.hi:g}"
+        lo = "" if self.lo is None else (f"> {_num(self.lo)}" if self.open_lo else f">= {_num(self.lo)}")
+        hi = "" if self.hi is None else f"<= {_num(self.hi)}"
         return " and ".join(x for x in (lo, hi) if x) or "any number"
 
     def check(self, value, where: str) -> None:
@@ -47,7 +47,12 @@ class Range:
             raise ConfigError(f"{where} {value}: give a finite number ({self.describe()})")
         low = self.lo is not None and (value <= self.lo if self.open_lo else value < self.lo)
         if low or (self.hi is not None and value > self.hi):
-            raise ConfigError(f"{where} {value:g}: out of range; use a value {self.describe()}")
+            raise ConfigError(f"{where} {_num(value)}: out of range; use a value {self.describe()}")
+
+
+def _num(x) -> str:
+    """Numbers as people write them: 65536, 0.5, 1e-08, 1e+11 (whole numbers in full up to 10^12)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
 
 
 @dataclass(frozen=True)

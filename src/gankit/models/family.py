@@ -167,9 +167,14 @@ class Family:
         numel = sum(t.numel() for net in nets for t in (*net.parameters(), *net.buffers()))
         need, have = 4 * numel * copies, available_memory()
         if have and need > have:
+            default = self.Config()
+            grown = sorted(((v / max(getattr(default, f.name), 1), f.name, v) for f in dataclasses.fields(cfg)
+                            if type(v := getattr(cfg, f.name)) is int and v > getattr(default, f.name)), reverse=True)
+            named = ", ".join(f"--model.{k.replace('_', '-')} {v}" for _, k, v in grown[:3])
             raise ConfigError(f"{name}: the networks hold {numel:,} numbers and need about {need / 2**30:.1f} GiB "
                               f"({copies:g} fp32 copies: weights, gradients, optimizer state, EMA), more than the "
-                              f"{have / 2**30:.1f} GiB of memory available; reduce the --model sizes")
+                              f"{have / 2**30:.1f} GiB of memory available; reduce the --model sizes"
+                              + (f" (above the paper's: {named})" if named else ""))
         return self.build(cfg)
 
     def phases(self, cfg, G: nn.Module, D: nn.Module, train) -> list[Phase]:  # pragma: no cover - abstract

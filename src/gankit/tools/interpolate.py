@@ -39,7 +39,7 @@ def interpolation_ws(G, seeds, space: str = "w", frames: int = 30, truncation_ps
     if space not in ("z", "w"):
         raise ConfigError(f"--space {space}: use z or w")
     if len(seeds) < 2 or frames < 1:
-        raise ConfigError("interpolation needs at least two seeds and --frames >= 1")
+        raise ConfigError("--seeds: interpolation needs at least two seeds (and --frames >= 1)")
     dev = next(G.parameters()).device
     z = seed_latents(G, seeds).to(dev)
     t = torch.arange(frames, device=dev, dtype=z.dtype) / frames

@@ -7,11 +7,15 @@ channels, giving 10^3 = 1,000 modes: the Stacked MNIST protocol of VEEGAN (Sriva
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import functools
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ...config import Range, Seed
 
 from ...errors import DataError
 from ...registry import register_dataset
@@ -45,7 +49,7 @@ def digits(res: int = 8) -> TensorDataset:
 
 
 @register_dataset("stacked-digits")
-def stacked_digits(res: int = 8, n: int = 20_000, seed: int = 0) -> TensorDataset:
+def stacked_digits(res: int = 8, n: Annotated[int, Range(1, 1_000_000)] = 20_000, seed: Seed = 0) -> TensorDataset:
     """``n`` RGB images whose channels are three random digits; label = 100*r + 10*g + b (1,000 modes)."""
     imgs, labels = load_digits_8x8()
     up = upscale(imgs, res)

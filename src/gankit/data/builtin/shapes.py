@@ -8,11 +8,15 @@ Rendered at up to 4x supersampling and box-filtered down for anti-aliasing.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import math
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from ...config import Range, Seed
 
 from ...errors import DataError
 from ...registry import register_dataset
@@ -80,7 +84,8 @@ def sample_factors(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 @register_dataset("shapes")
-def shapes(res: int = 64, n: int = 10_000, seed: int = 0, label: str = "shape") -> TensorDataset:
+def shapes(res: Annotated[int, Range(4, 1024)] = 64, n: Annotated[int, Range(1, 1_000_000)] = 10_000, seed: Seed = 0,
+           label: str = "shape") -> TensorDataset:
     """``n`` RGB images at ``res`` (power of two, 8..256); ``label`` picks the factor used as class label."""
     if res & (res - 1) or not 8 <= res <= 256:
         raise DataError(f"shapes: res={res} is not a power of two from 8 to 256; use for example res=64")

@@ -7,12 +7,19 @@
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import math
 
 import torch
 
+from ...config import Range, Seed
+
 from ...registry import register_dataset
 from ..base import TensorDataset
+
+Samples = Annotated[int, Range(1, 10_000_000)]  # points drawn
+Spread = Annotated[float, Range(0.0, 1000.0, open_lo=True)]
 
 
 def _mixture(name: str, centers: torch.Tensor, std: float, n: int, seed: int) -> TensorDataset:
@@ -34,12 +41,12 @@ def grid25_centers() -> torch.Tensor:
 
 
 @register_dataset("ring8")
-def ring8(n: int = 100_000, seed: int = 0, std: float = 0.02, radius: float = 2.0) -> TensorDataset:
+def ring8(n: Samples = 100_000, seed: Seed = 0, std: Spread = 0.02, radius: Spread = 2.0) -> TensorDataset:
     """Ring of 8 Gaussians, radius 2, std 0.02 (Unrolled GAN)."""
     return _mixture("ring8", ring8_centers(radius), std, n, seed)
 
 
 @register_dataset("grid25")
-def grid25(n: int = 100_000, seed: int = 0, std: float = 0.05) -> TensorDataset:
+def grid25(n: Samples = 100_000, seed: Seed = 0, std: Spread = 0.05) -> TensorDataset:
     """5 x 5 grid of Gaussians, spacing 2, std 0.05 (VEEGAN)."""
     return _mixture("grid25", grid25_centers(), std, n, seed)
