@@ -17,6 +17,23 @@ def run_cli(*args, timeout=600, **kw):
                           timeout=timeout, env=env, **kw)
 
 
+def run_main(argv) -> tuple[int, str]:
+    """``gankit ARGV`` in this process (fast, for many calls): (exit code, stderr). Exceptions other
+    than SystemExit escape, so a traceback fails the test."""
+    import contextlib
+    import io
+
+    from gankit.cli import main
+
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse
+            code = e.code if isinstance(e.code, int) else 2
+    return code, err.getvalue()
+
+
 def write_image(path: Path, size=(16, 16), mode="RGB", seed=0, fmt=None):
     rng = np.random.default_rng(seed)
     channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode] if mode in ("RGB", "RGBA", "L") else 3

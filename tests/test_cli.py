@@ -119,3 +119,73 @@ def test_train_on_a_labelled_zip_of_images(tmp_path):
     assert cfg["model"]["resolution"] == 8 and cfg["model"]["channels"] == 1
     assert cfg["data"]["info"]["num_classes"] == 2
     assert (run / "samples" / "reals.png").exists()
+
+
+def test_the_issue_examples_give_one_line(tmp_path, monkeypatch):
+    """Each input the hardening issue found raising a traceback (or accepted though wrong): now one line, exit 2."""
+    import json
+
+    import torch
+
+    from gankit.training import checkpoint as ckpt
+
+    from .conftest import run_main
+
+    run = tmp_path / "run"
+    base = ["train", "gan", "--data", "builtin:ring8?n=256", "--preset", "cpu-toy", "--no-progress",
+            "--train.tensorboard", "false", "--train.metrics", "false"]
+    assert run_main(base + ["--out", run, "--kimg", "0.256"])[0] == 0
+
+    def refused(argv, *needles):
+        code, err = run_main(argv)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and len(lines) == 1, (argv, code, err)
+        for n in needles:
+            assert n in lines[0], (n, lines[0])
+
+    new = ["--out", tmp_path / "new"]
+    refused(base + new + ["--kimg", "nan"], "--kimg nan")
+    refused(base + new + ["--kimg", "inf"], "--kimg inf")
+    refused(base + new + ["--kimg", "-1"], "--kimg -1", "> 0")
+    refused(base + new + ["--model.z-dim", "-3"], "--model.z-dim -3")
+    refused(base + new + ["--model.z-dim", "1e11"], "--model.z-dim")
+    refused(base + new + ["--model.z-dim", "0"], "--model.z-dim 0")
+    refused(base + new + ["--train.g-lr", "nan"], "--train.g-lr nan")
+    refused(base + new + ["--train.betas", "0.5"], "--train.betas", "two values")
+    refused(base + new + ["--train.device", "gpu7"], "--train.device 'gpu7'")
+    (tmp_path / "file").write_text("x")
+    refused(base + ["--out", tmp_path / "file"], "is a file")
+    refused(base + ["--out", tmp_path / "file" / "run"], "is a file")
+    monkeypatch.setattr("os.access", lambda *a, **k: False)
+    refused(base + new, "not writable")
+    monkeypatch.undo()
+    refused(["generate", run, "--seeds", "0-99999999999", "--out", tmp_path / "g.png"], "--seeds", "at most")
+    refused(["export", run, "--tolerance", "nan", "--out", tmp_path / "g.pt"], "--tolerance nan")
+    c = ckpt.list_checkpoints(run)[-1]
+    # a checkpoint config.json that holds a list (written as if gankit had, checksums and all)
+    saved = (c / "config.json").read_text()
+    (c / "config.json").write_text("[1, 2]")
+    ckpt.write_checksums(c)
+    refused(["generate", run, "--out", tmp_path / "g.png"], "config.json", "not a gankit run config")
+    (c / "config.json").write_text(saved)
+    ckpt.write_checksums(c)
+    # a run config.json that is not JSON, or lacks a key
+    cfg = (run / "config.json").read_text()
+    (run / "config.json").write_text("{not json")
+    refused(base + ["--out", run, "--resume", "--kimg", "0.512"], "config.json", "not valid JSON")
+    (run / "config.json").write_text(json.dumps({k: v for k, v in json.loads(cfg).items() if k != "train"}))
+    refused(base + ["--out", run, "--resume", "--kimg", "0.512"], "config.json", '"train" is missing')
+    (run / "config.json").write_text(cfg)
+    # a training_state.pt with missing keys
+    state = torch.load(c / "training_state.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "rng"}, c / "training_state.pt")
+    ckpt.write_checksums(c)
+    refused(base + ["--out", run, "--resume", "--kimg", "0.512"], "training_state.pt", "missing 'rng'")
+    torch.save(state, c / "training_state.pt")
+    ckpt.write_checksums(c)
+    # a binary line in log.jsonl: dropped, the run resumes
+    with open(run / "log.jsonl", "ab") as f:
+        f.write(b"\xff\xfe\x00garbage\n")
+    code, err = run_main(base + ["--out", run, "--resume", "--kimg", "0.512"])
+    assert code == 0, err
+    assert all(json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines())

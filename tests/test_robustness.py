@@ -7,8 +7,6 @@ machine's memory reads it), so an example cannot spend the suite's time building
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import json
 import shutil
@@ -21,10 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gankit
-from gankit.cli import main
 from gankit.errors import GankitError
 
-from .conftest import write_image
+from .conftest import run_main, write_image
 
 BUDGET = 48 << 20  # bytes of "available memory" the networks may take in these tests
 SCALE = float(os.environ.get("GANKIT_ROBUSTNESS_SCALE", "1"))  # more examples for a longer hunt, e.g. 10
@@ -41,17 +38,6 @@ def small_memory(monkeypatch):
 def _count(kind: str, outcome: str) -> None:
     STATS.setdefault(kind, {}).setdefault(outcome, 0)
     STATS[kind][outcome] += 1
-
-
-def run_main(argv: list[str]) -> tuple[int, str]:
-    """``gankit ARGV`` in this process: (exit code, stderr). An exception other than SystemExit escapes."""
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:  # argparse
-            code = e.code if isinstance(e.code, int) else 2
-    return code, err.getvalue()
 
 
 def assert_one_line(code: int, err: str, names: list[str]) -> None:
