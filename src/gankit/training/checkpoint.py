@@ -136,6 +136,9 @@ def older_hint(ckpt: Path) -> str:
     return f"use an older checkpoint{where} (gankit train --resume skips damaged ones)"
 
 
+_VERIFIED: set[tuple] = set()  # (path, size, mtime, sha256) of files that passed
+
+
 def verify_file(ckpt: Path, name: str) -> None:
     """Checks ``ckpt/name`` against the checkpoint's checksums; raises CheckpointError naming the file."""
     files = read_checksums(ckpt)
@@ -147,12 +150,16 @@ def verify_file(ckpt: Path, name: str) -> None:
         raise CheckpointError(f"{path}: not listed in {CHECKSUMS}; the checkpoint is not one gankit wrote")
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; the checkpoint is incomplete: {older_hint(ckpt)}")
-    size = path.stat().st_size
-    if size != entry["bytes"]:
-        raise CheckpointError(f"{path}: damaged ({size:,} bytes, written as {entry['bytes']:,}); {older_hint(ckpt)}")
+    st = path.stat()
+    if st.st_size != entry["bytes"]:
+        raise CheckpointError(f"{path}: damaged ({st.st_size:,} bytes, written as {entry['bytes']:,}); {older_hint(ckpt)}")
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, entry["sha256"])
+    if key in _VERIFIED:  # hashed already in this process (resume checks a checkpoint, then reads it)
+        return
     if file_sha256(path) != entry["sha256"]:
         raise CheckpointError(f"{path}: damaged (its sha256 differs from the one stored when it was written); "
                               f"{older_hint(ckpt)}")
+    _VERIFIED.add(key)
 
 
 def verify(ckpt: Path) -> None:
