@@ -10,6 +10,7 @@ after it was made and the folder removed when the server stops.
 """
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import shutil
@@ -223,6 +224,7 @@ def serve(run: str, host: str = "127.0.0.1", port: int = 7860, block: bool = Tru
     G = load(run)
     tmp = tempfile.mkdtemp(prefix="gankit-demo-")
     os.environ["GRADIO_TEMP_DIR"] = tmp  # read when the Blocks are built
+    atexit.register(shutil.rmtree, tmp, True)  # also when serving without blocking
     previous = signal.signal(signal.SIGTERM, _exit_on_signal) if block else None
     try:
         app = build(G, title=f"gankit: {run}", keep_images=keep_images)
