@@ -83,17 +83,19 @@ def _type_name(tp) -> str:
 
 
 def _add_config_options(p: argparse.ArgumentParser, group: str, cfg) -> None:
-    from .config import field_comments, iter_fields
+    from .config import Range, field_comments, iter_fields
 
     g = p.add_argument_group(f"--{group}.* options (defaults are the paper's; a --preset changes some)")
     hints = typing.get_type_hints(type(cfg))
+    rules = typing.get_type_hints(type(cfg), include_extras=True)
     notes = field_comments(type(cfg))
     for name, f, value in iter_fields(cfg):
         flags = {f"--{group}.{name.replace('_', '-')}", f"--{group}.{name}"}
         tp = hints.get(name, str)
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        limit = [r.describe() for r in getattr(rules.get(name), "__metadata__", ()) if isinstance(r, Range)]
         g.add_argument(*sorted(flags), dest=f"{group}.{name}", default=argparse.SUPPRESS, metavar=_type_name(tp),
-                       help=f"{notes.get(name, '')} (default: {shown})".strip())
+                       help=f"{notes.get(name, '')} (default: {shown}{'; ' + limit[0] if limit else ''})".strip())
 
 
 def _train_parser(family: str | None) -> argparse.ArgumentParser:
