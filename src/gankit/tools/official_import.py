@@ -185,7 +185,7 @@ def _array(raw, dtype, shape, order):
 def _frombuffer(buf, dtype, shape, order):  # numpy's pickle protocol 5 path
     if order not in ("C", "F"):
         raise UnsafePickleError(f"a numpy array's order {order!r} is not C or F")
-    return _Box(_array(buf, _plain(dtype), shape, order))
+    return _array(buf, _plain(dtype), shape, order)
 
 
 def _scalar(dtype, data):
@@ -197,13 +197,6 @@ def _scalar(dtype, data):
     return np.frombuffer(bytes(data), dtype=dt)[0]
 
 
-class _Box:
-    """A finished value that :func:`plain_data` unwraps (keeps one code path for arrays)."""
-
-    def __init__(self, value):
-        self.array = value
-
-
 class _NDARRAY:  # what the pickle's ``numpy.ndarray`` global stands for: a marker, never called
     pass
 
@@ -212,7 +205,7 @@ def plain_data(obj, depth: int = 0):
     """Replaces rebuilt numpy arrays (and dtypes) in containers and stubs by plain numpy objects."""
     if depth > 200:
         raise UnsafePickleError("the pickle nests deeper than 200 levels")
-    if isinstance(obj, (_Array, _Box)):
+    if isinstance(obj, _Array):
         if obj.array is None:
             raise UnsafePickleError("a numpy array without its data")
         return obj.array

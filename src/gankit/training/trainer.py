@@ -224,8 +224,8 @@ class Trainer:
                 train_cfg = from_dict(TrainConfig, saved["train"])
             except ConfigError as e:
                 raise CheckpointError(f"{cfg_path}: {e}") from None
-            moved = {k: v for k, v in overrides.get("train", {}).items() if (("train", k) in free)}
-            train_cfg = validate_train(apply_overrides(train_cfg, moved, "train"))
+            changeable = {k: v for k, v in overrides.get("train", {}).items() if ("train", k) in free}
+            train_cfg = validate_train(apply_overrides(train_cfg, changeable, "train"))
             data_spec = saved["data"]["spec"]
             if data is None:
                 data = data_spec
