@@ -189,7 +189,7 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
-def _no_space(root: Path, need: int, keep: int) -> CheckpointError:
+def _no_space(root: Path, need: int) -> CheckpointError:
     free = shutil.disk_usage(root).free
     last = list_checkpoints(root.parent)
     kept = f"the previous checkpoint {last[-1]} is intact" if last else "no checkpoint was written"
@@ -213,7 +213,7 @@ def save_checkpoint(run_dir: str | Path, nimg: int, tensors: dict[str, torch.Ten
         if keep >= 2:
             prune(run_dir, keep - 1)
         if shutil.disk_usage(root).free < need:
-            raise _no_space(root, need, keep)
+            raise _no_space(root, need)
     final = root / f"ckpt-{nimg:09d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
@@ -233,7 +233,7 @@ def save_checkpoint(run_dir: str | Path, nimg: int, tensors: dict[str, torch.Ten
         full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
         full = full or (isinstance(e, RuntimeError) and "No space left" in str(e))  # torch.save's own writer
         if full:
-            raise _no_space(root, need, keep) from None
+            raise _no_space(root, need) from None
         if isinstance(e, OSError):
             raise CheckpointError(f"{e.filename or root}: cannot write the checkpoint ({e.strerror or e}); "
                                   f"the previous checkpoints are unchanged") from None
