@@ -65,19 +65,19 @@ def gankit_setup(cfg: dict, res: int, compile: bool = False):
 
     def phase(name):
         p = phases[name]
-        mod, other = (G, D) if p.module == "G" else (D, G)
+        mod, other = (G, D) if p.optimizer == "G" else (D, G)
 
         def run():
             mod.requires_grad_(True)
             other.requires_grad_(False)
             if compile and name in ("Greg", "Dreg"):
                 with torch.compiler.set_stance("force_eager"):
-                    out = p.loss(Step(G, D, real, None, 8, 0, torch.device("cpu")))
+                    out = p.loss(Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu")))
             else:
-                out = p.loss(Step(G, D, real, None, 8, 0, torch.device("cpu")))
-            opt[p.module].zero_grad(set_to_none=True)
+                out = p.loss(Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu")))
+            opt[p.optimizer].zero_grad(set_to_none=True)
             out["loss"].backward()
-            opt[p.module].step()
+            opt[p.optimizer].step()
         return run
 
     return generate, {k: phase(k) for k in ("G", "Greg", "D", "Dreg")}, G

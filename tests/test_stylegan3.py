@@ -94,10 +94,10 @@ def test_emas_move_only_when_g_makes_fakes_for_d():
     bundle = gankit.create("stylegan3", resolution=16, z_dim=16, w_dim=16, channel_base=512, channel_max=16,
                            num_layers=4, margin_size=2, d_channel_base=256, d_channel_max=16)
     G, D = bundle.G.train(), bundle.D.train()
-    phases = {p.name: p for p in fam.phases(bundle.config, G, D, None)}
+    phases = {p.name: p for p in fam.phases(bundle.config, {"G": G, "D": D}, None)}
     assert set(phases) == {"G", "D", "Dreg"}  # no path length regularization in StyleGAN3
     layer = getattr(G.synthesis, G.synthesis.layer_names[1])
-    step = Step(G, D, torch.randn(4, 3, 16, 16), None, 4, 1, torch.device("cpu"))
+    step = Step({"G": G, "D": D}, {"image": torch.randn(4, 3, 16, 16)}, 4, 1, torch.device("cpu"))
     before = (G.mapping.w_avg.clone(), layer.magnitude_ema.clone())
     phases["G"].loss(step)
     assert torch.equal(G.mapping.w_avg, before[0]) and torch.equal(layer.magnitude_ema, before[1])

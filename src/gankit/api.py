@@ -61,8 +61,7 @@ def create(name: str, preset: str | None = None, **model_overrides) -> Bundle:
     fam = get_family(name)
     model_cfg, _ = resolve_configs(name, preset, {"model": model_overrides})
     fam.validate(model_cfg)
-    G, D = fam.build_checked(model_cfg)
-    return Bundle(name, model_cfg, G, D)
+    return Bundle(name, model_cfg, fam.build_checked(model_cfg), fam.inference_name(model_cfg))
 
 
 def bundle_from_config(config: dict, source: str = "config.json") -> Bundle:
@@ -76,26 +75,34 @@ def bundle_from_config(config: dict, source: str = "config.json") -> Bundle:
     try:
         model_cfg = from_dict(fam.Config, config.get("model", {}))
         fam.validate(model_cfg)
-        G, D = fam.build_checked(model_cfg)
+        nets = fam.build_checked(model_cfg)
+        from .training.ema import make_ema
+
+        for copy_name, src in fam.ema_pairs(model_cfg).items():  # untrained copies to load the EMA weights into
+            nets[copy_name] = make_ema(nets[src])
     except ConfigError as e:
         raise CheckpointError(f"{source}: {str(e).replace('--model.', 'model.')}") from None
-    return Bundle(name, model_cfg, G, D)
+    return Bundle(name, model_cfg, nets, fam.inference_name(model_cfg))
 
 
 def load_bundle(path: str | Path) -> tuple[Bundle, torch.nn.Module, dict]:
-    """Loads a run or checkpoint folder: (bundle with trained G and D, EMA generator, config dict)."""
+    """Loads a run or checkpoint folder: (bundle with every network of the checkpoint by name, the
+    inference network in eval mode, config dict)."""
     where = ckpt.resolve(path)
     config = ckpt.read_config(where)
     source = str(where / "config.json") if (where / "config.json").is_file() else str(where.parent.parent / "config.json")
     bundle = bundle_from_config(config, source)
-    G_ema = bundle_from_config(config, source).G
-    ckpt.load_modules(where, {"G": bundle.G, "D": bundle.D, "G_ema": G_ema})
-    G_ema.eval().requires_grad_(False)
-    return bundle, G_ema, config
+    ckpt.load_modules(where, bundle.nets)
+    net = bundle.inference
+    net.eval().requires_grad_(False)
+    return bundle, net, config
 
 
 def load(path: str | Path) -> torch.nn.Module:
-    """The EMA generator of a run (newest checkpoint) or of a checkpoint folder, in eval mode.
+    """The inference network of a run (newest checkpoint) or of a checkpoint folder, in eval mode:
+    the EMA generator of the z -> image families, the generator of pix2pix and CycleGAN (A -> B;
+    ``gankit.load_bundle(run)[0].nets`` has every network). Call signatures per family are in
+    docs/families.md.
 
     Example:
         >>> G = load("runs/quickstart")          # doctest: +SKIP

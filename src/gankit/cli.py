@@ -159,8 +159,7 @@ def cmd_train(argv: list[str]) -> int:
         print(json.dumps({"family": args.family, "out": str(trainer.out),
                           "resume_from": str(trainer.resume_from) if trainer.resume_from else None,
                           "skipped": [f"{c}: {why}" for c, why in trainer.skipped],
-                          "parameters": {"G": sum(p.numel() for p in trainer.G.parameters()),
-                                         "D": sum(p.numel() for p in trainer.D.parameters())},
+                          "parameters": {k: sum(p.numel() for p in net.parameters()) for k, net in trainer.nets.items()},
                           "data": trainer.data_spec, **{k: trainer.config[k] for k in ("model", "train")}}, indent=2))
         return 0
     s = trainer.run()
@@ -587,13 +586,15 @@ def cmd_eval(argv: list[str]) -> int:
     _in_range("--seed", args.seed, 0, MAX_SEED)
     _check_trunc(args.trunc)
     device = _device(args.device, "auto")
-    _, G, config = load_bundle(args.run)
+    bundle, G, config = load_bundle(args.run)
+    from .api import get_family
+
     data = args.data or (config.get("data") or {}).get("spec")
     weights = {k: getattr(args, f"{k}_weights") for k in ("inception", "effnet", "vgg16", "lpips")}
     res = evaluate(G, names, data=data, num_gen=args.num_gen, num_real=args.num_real, batch=args.batch,
                    extractor=args.extractor, distance=args.distance, attributes=args.attributes, seed=args.seed,
                    truncation_psi=args.trunc, cache=not args.no_cache, device=device, progress=True,
-                   weights={k: v for k, v in weights.items() if v})
+                   weights={k: v for k, v in weights.items() if v}, family=get_family(bundle.family))
     res = {"run": str(args.run), "data": data, "metrics": names, **res}
     run = Path(args.run)
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "eval.json"

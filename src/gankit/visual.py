@@ -55,10 +55,11 @@ def scatter(points: torch.Tensor, reference: torch.Tensor | None = None, size: i
     return img
 
 
-def save_samples(samples: torch.Tensor, path: str, reference: torch.Tensor | None = None) -> None:
-    """Images -> grid PNG; vectors of dimension 2 -> scatter PNG."""
+def save_samples(samples: torch.Tensor, path: str, reference: torch.Tensor | None = None,
+                 nrow: int | None = None) -> None:
+    """Images -> grid PNG (``nrow`` images per row, square by default); 2D vectors -> scatter PNG."""
     if samples.dim() == 4:
-        image_grid(samples).save(path)
+        image_grid(samples, cols=nrow).save(path)
     elif samples.dim() == 2 and samples.shape[1] == 2:
         scatter(samples, reference).save(path)
     else:

@@ -4,7 +4,10 @@ Specs (the same in Python and on the CLI's ``--data``):
   * ``builtin:NAME?key=value&...``: a built-in dataset, e.g. ``builtin:shapes?res=64``,
     ``builtin:digits?res=32``, ``builtin:ring8``, ``builtin:fashion-mnist?split=train``;
   * ``PATH[?res=N&size=center-crop|resize|none&mode=rgb|gray|rgba]``: a folder of images
-    (searched recursively) or a ``.zip`` of images, with optional ``dataset.json`` labels.
+    (searched recursively) or a ``.zip`` of images, with optional ``dataset.json`` labels;
+  * a two-domain folder (:mod:`gankit.data.pairs`): ``trainA/`` + ``trainB/`` (unpaired), ``A/`` +
+    ``B/`` (paired by file name), or ``PATH?layout=aligned`` (``train/`` of A|B images), with
+    ``res``, ``load``, ``flip``, ``split`` and ``direction`` options.
 """
 from __future__ import annotations
 
@@ -67,6 +70,14 @@ def open_dataset(spec: str, **options) -> GanDataset:
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or folder; give a folder of images, a .zip, or builtin:NAME "
                         f"(built-in: {', '.join(list_datasets())})")
+    if os.path.isdir(path):
+        from pathlib import Path
+
+        from .pairs import detect_layout, open_folder
+
+        if detect_layout(Path(path), opts.get("layout", "auto")) is not None:  # two domains (pix2pix, CycleGAN)
+            return _call_with_options(open_folder, opts, path, root=path)
+        opts.pop("layout", None)
     cls = ZipDataset if os.path.isfile(path) else FolderDataset
     if cls is ZipDataset and not path.lower().endswith(".zip"):
         raise DataError(f"{path}: a file that is not a .zip; give a folder of images or a zip archive")

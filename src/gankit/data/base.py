@@ -13,14 +13,17 @@ class DatasetInfo:
     """What a family needs to know to fit its networks to a dataset.
 
     Args:
-        kind: ``"image"`` (x is N x C x H x W in [-1, 1]) or ``"vector"`` (x is N x D).
-        shape: per-sample shape, ``(C, H, W)`` or ``(D,)``.
+        kind: ``"image"`` (x is N x C x H x W in [-1, 1]), ``"vector"`` (x is N x D), or two domains
+            of images, ``"paired"`` or ``"unpaired"`` (batches are dicts with ``A`` and ``B``).
+        shape: per-sample shape, ``(C, H, W)`` or ``(D,)``; for two domains, domain B's (the target).
         num_classes: number of label classes, 0 when unlabeled.
+        source_shape: for two domains, domain A's shape (the source); () otherwise.
     """
 
     kind: str
     shape: tuple
     num_classes: int = 0
+    source_shape: tuple = ()
 
 
 class GanDataset:

@@ -99,16 +99,15 @@ def _labels_fn(G, generator):
 
 
 @torch.no_grad()
-def generate_images(G, n: int, batch: int, seed: int = 0, truncation_psi: float = 1.0):
-    """Yields batches of G's images ([-1, 1]) for seeded z (and uniformly drawn classes)."""
+def generate_images(G, n: int, batch: int, seed: int = 0, truncation_psi: float = 1.0, sampler=None):
+    """Yields batches of G's images ([-1, 1]) from ``sampler(n, generator)`` (default: seeded z and
+    uniformly drawn classes, :func:`gankit.models.family.latent_sampler`)."""
+    from ..models.family import latent_sampler
+
     g = torch.Generator().manual_seed(seed)
-    labels = _labels_fn(G, g)
-    dev = next(G.parameters()).device
+    draw = sampler or latent_sampler(G, None, truncation_psi)
     for i in range(0, n, batch):
-        b = min(batch, n - i)
-        z = torch.randn(b, G.z_dim, generator=g).to(dev)
-        kwargs = {"truncation_psi": truncation_psi} if truncation_psi != 1.0 else {}
-        yield G(z, labels(b), **kwargs) if labels else G(z, **kwargs)
+        yield draw(min(batch, n - i), g)
 
 
 def _check_resolution(G, ds):
@@ -124,7 +123,7 @@ def _check_resolution(G, ds):
 def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None = None, batch: int = 64,
              extractor="auto", distance="auto", attributes: str | None = None, seed: int = 0,
              truncation_psi: float = 1.0, cache: bool = True, cache_path=None, device=None, progress: bool = False,
-             weights: dict | None = None) -> dict:
+             weights: dict | None = None, family=None) -> dict:
     """Computes ``metrics`` (names from :data:`ALL`) for generator ``G``; returns a dict of scores.
 
     Args:
@@ -135,6 +134,8 @@ def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None =
         extractor: a name from :mod:`gankit.metrics.features`, ``auto``, or an extractor object.
         distance: the PPL distance (:mod:`gankit.metrics.perceptual`), ``auto`` or an object.
         weights: local weight files: ``inception``, ``effnet``, ``vgg16``, ``lpips`` -> path.
+        family: the run's family (:class:`gankit.models.family.Family`): how ``G`` is sampled and
+            which real images its outputs are compared with (translations: the target domain).
     """
     names = parse_metrics(metrics)
     was_training, grads = G.training, [p.requires_grad for p in G.parameters()]
@@ -142,7 +143,7 @@ def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None =
     G.eval().requires_grad_(False).to(device)
     try:
         return _evaluate(G, names, data, num_gen, num_real, batch, extractor, distance, attributes, seed,
-                         truncation_psi, cache, cache_path, device, progress, weights or {})
+                         truncation_psi, cache, cache_path, device, progress, weights or {}, family)
     finally:  # the caller's generator is left as it was given (mode and requires_grad)
         G.train(was_training)
         for p, g in zip(G.parameters(), grads):
@@ -150,7 +151,7 @@ def evaluate(G, metrics, data=None, num_gen: int = 50000, num_real: int | None =
 
 
 def _evaluate(G, names, data, num_gen, num_real, batch, extractor, distance, attributes, seed, truncation_psi,
-              cache, cache_path, device, progress, weights) -> dict:
+              cache, cache_path, device, progress, weights, family=None) -> dict:
     from tqdm import tqdm
 
     from ..data import open_dataset
@@ -158,6 +159,9 @@ def _evaluate(G, names, data, num_gen, num_real, batch, extractor, distance, att
     from .perceptual import build_distance
 
     ds = open_dataset(data) if isinstance(data, str) else data
+    sampler = None
+    if family is not None:
+        sampler, ds = family.eval_setup(G, ds, truncation_psi)
     results: dict = {"num_gen": num_gen}
     timings = {}
     feat_names = [m for m in names if m in FEATURE_METRICS]
@@ -186,7 +190,7 @@ def _evaluate(G, names, data, num_gen, num_real, batch, extractor, distance, att
                     obj.update_features(rf, real=True)
         t0 = time.perf_counter()
         with tqdm(total=num_gen, desc=f"generated ({extractor.name})", disable=not progress, unit="img") as bar:
-            for img in generate_images(G, num_gen, batch, seed + 1, truncation_psi):
+            for img in generate_images(G, num_gen, batch, seed + 1, truncation_psi, sampler):
                 out = extractor(to_uint8(img).to(device))
                 for obj in metric_objs.values():
                     obj.update_features(out["logits" if getattr(obj, "uses_logits", False) else "features"].cpu())

@@ -265,24 +265,29 @@ DEFAULT_SAMPLES = {"toy2d": 2500, "digits": 5000, "stacked-digits": 26000, "shap
 
 
 @torch.no_grad()
-def generate(G: nn.Module, n: int, device=None, batch: int = 500, seed: int = 123) -> torch.Tensor:
+def generate(G: nn.Module, n: int, device=None, batch: int = 500, seed: int = 123, sampler=None) -> torch.Tensor:
+    """``n`` samples of ``G`` on the CPU: ``sampler(b, generator)`` per batch, or G of seeded z."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, n, batch):
+        if sampler is not None:
+            out.append(sampler(min(batch, n - i), g).cpu())
+            continue
         z = torch.randn(min(batch, n - i), G.z_dim, generator=g)
         out.append(G(z.to(device or "cpu")).cpu())
     return torch.cat(out)
 
 
-def evaluate_generator(G: nn.Module, dataset, n: int | None = None, device=None) -> dict:
-    """Runs the mode metric that fits ``dataset.mode_metric`` on ``n`` samples of ``G``."""
+def evaluate_generator(G: nn.Module, dataset, n: int | None = None, device=None, sampler=None) -> dict:
+    """Runs the mode metric that fits ``dataset.mode_metric`` on ``n`` samples of ``G`` (drawn by
+    ``sampler(n, generator)`` when given: the family's, see :meth:`gankit.models.family.Family.sampler`)."""
     kind = dataset.mode_metric
     if kind is None:
         raise ValueError(f"dataset {dataset.name} has no mode metric")
     n = n or DEFAULT_SAMPLES[kind]
     was_training = G.training
     G.eval()
-    samples = generate(G, n, device)
+    samples = generate(G, n, device, sampler=sampler)
     G.train(was_training)
     if kind == "toy2d":
         res = toy2d_modes(samples, dataset.meta["centers"], dataset.meta["std"])

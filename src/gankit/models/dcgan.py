@@ -20,7 +20,8 @@ from ..errors import ConfigError
 from ..losses import Loss
 from ..nn import activation, normal_init
 from ..registry import register
-from .family import Family, adversarial_phases, check_power_of_two
+from .family import Family, check_power_of_two
+from .recipes import adversarial_phases
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Discriminator(nn.Module):
 @register("dcgan")
 class DCGAN(Family):
     Config = DCGANConfig
+    tiny = ("builtin:digits?res=8", {"model": {"ngf": 8, "ndf": 8, "z_dim": 8}})  # the registry test's config
     paper = "Radford et al. 2016, DCGAN"
     train_defaults = {"optimizer": "adam", "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 128}
     presets = {
@@ -117,7 +119,7 @@ class DCGAN(Family):
     def build(self, cfg: DCGANConfig):
         G = Generator(cfg.resolution, cfg.channels, cfg.z_dim, cfg.ngf, cfg.max_channels, cfg.g_norm)
         D = Discriminator(cfg.resolution, cfg.channels, cfg.ndf, cfg.max_channels, cfg.d_norm)
-        return G, D
+        return {"G": G, "D": D}
 
-    def phases(self, cfg: DCGANConfig, G, D, train):
+    def phases(self, cfg: DCGANConfig, nets, train):
         return adversarial_phases(cfg.loss, n_critic=train.n_critic)

@@ -20,7 +20,8 @@ from ..config import Choice, Interval, Range, Size
 from ..losses import Loss
 from ..nn import MLP
 from ..registry import register
-from .family import Family, adversarial_phases
+from .family import Family
+from .recipes import adversarial_phases
 
 
 @dataclass
@@ -63,6 +64,8 @@ class Discriminator(nn.Module):
 @register("gan")
 class GAN(Family):
     Config = GANConfig
+    tiny = ("builtin:ring8?n=512",  # the registry test's config
+            {"model": {"g_hidden": (16,), "d_hidden": (16,), "z_dim": 2}})
     paper = "Goodfellow et al. 2014, Generative Adversarial Nets"
     data_kinds = ("vector", "image")
     train_defaults = {"optimizer": "sgd", "g_lr": 0.1, "d_lr": 0.1, "momentum": 0.5, "batch_size": 100}
@@ -84,7 +87,7 @@ class GAN(Family):
     def build(self, cfg: GANConfig):
         G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act)
         D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout)
-        return G, D
+        return {"G": G, "D": D}
 
-    def phases(self, cfg: GANConfig, G, D, train):
+    def phases(self, cfg: GANConfig, nets, train):
         return adversarial_phases(cfg.loss, n_critic=train.n_critic)

@@ -160,6 +160,8 @@ _BASELINE = {"mapping_layers": 0, "use_styles": False, "const_input": False, "us
 @register("stylegan")
 class StyleGAN(StyleFamily):
     Config = StyleGANConfig
+    tiny = ("builtin:digits?res=8",  # the registry test's config
+            {"model": {"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64, "channel_max": 8}})
     paper = "Karras et al. 2019, A Style-Based Generator Architecture for Generative Adversarial Networks"
     train_defaults = {"optimizer": "adam", "g_lr": 0.001, "d_lr": 0.001, "betas": (0.0, 0.99), "eps": 1e-8,
                       "batch_size": 32, "ema_kimg": 10.0, "kimg": 25000.0}
@@ -201,4 +203,4 @@ class StyleGAN(StyleFamily):
                       synthesis_class=SynthesisNetwork)
         D = Discriminator(c_dim, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.channel_base, cfg.channel_max,
                           cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter)
-        return G, D
+        return {"G": G, "D": D}

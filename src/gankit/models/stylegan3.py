@@ -286,6 +286,9 @@ _R = {"conv_kernel": 1, "channel_base": 65536, "channel_max": 1024, "use_radial_
 @register("stylegan3")
 class StyleGAN3(StyleFamily):
     Config = StyleGAN3Config
+    tiny = ("builtin:digits?res=16",  # the registry test's config
+            {"model": {"z_dim": 8, "w_dim": 8, "channel_base": 256, "channel_max": 8, "num_layers": 3,
+                       "margin_size": 2, "d_channel_base": 128, "d_channel_max": 8}})
     paper = "Karras et al. 2021, Alias-Free Generative Adversarial Networks"
     train_defaults = STYLEGAN3_TRAIN
     presets = {
@@ -330,4 +333,4 @@ class StyleGAN3(StyleFamily):
             synthesis_class=SynthesisNetwork)
         D = Discriminator(c_dim, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.d_channel_base,
                           cfg.d_channel_max, cfg.mbstd_group, cfg.mbstd_channels, conv_clamp=cfg.d_conv_clamp or None)
-        return G, D
+        return {"G": G, "D": D}

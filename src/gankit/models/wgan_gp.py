@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from ..losses import gradient_penalty
 from ..registry import register
-from .family import adversarial_phases
-from .wgan import WassersteinFamily, WGANConfig
+from .recipes import adversarial_phases
+from .recipes.wasserstein import WassersteinFamily
+from .wgan import WGANConfig
 
 
 @dataclass
@@ -26,6 +27,7 @@ class WGANGPConfig(WGANConfig):
 @register("wgan-gp")
 class WGANGP(WassersteinFamily):
     Config = WGANGPConfig
+    tiny = ("builtin:ring8?n=512", {"model": {"mlp_hidden": (16, 16), "z_dim": 2}})  # the registry test's config
     paper = "Gulrajani et al. 2017, Improved Training of Wasserstein GANs"
     train_defaults = {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.0, 0.9), "batch_size": 64,
                       "n_critic": 5}
@@ -38,7 +40,7 @@ class WGANGP(WassersteinFamily):
         "cpu-digits": {"model": {"ngf": 32, "ndf": 32, "z_dim": 64}, "train": {"g_lr": 2e-4, "d_lr": 2e-4}},
     }
 
-    def phases(self, cfg: WGANGPConfig, G, D, train):
+    def phases(self, cfg: WGANGPConfig, nets, train):
         def penalty(s, fake):
             gp = gradient_penalty(s.D, s.real, fake)
             return {"loss": cfg.gp_lambda * gp, "gp": gp.detach()}  # Algorithm 1 line 7: + lambda * GP

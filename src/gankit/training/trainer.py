@@ -264,31 +264,45 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
         self.rank, self.world, local_rank = distributed.env_world()
-        self.micro = cfg.batch_gpu or cfg.batch_size // self.world
-        if cfg.batch_gpu < 0 or self.micro < 1 or cfg.batch_size % (self.world * self.micro):
+        micro = cfg.batch_gpu or cfg.batch_size // self.world
+        if cfg.batch_gpu < 0 or micro < 1 or cfg.batch_size % (self.world * micro):
             raise ConfigError(f"--train.batch-size {cfg.batch_size} is not a multiple of {self.world} process(es) x "
-                              f"--train.batch-gpu {self.micro}; choose sizes that divide it")
-        self.rounds = cfg.batch_size // (self.world * self.micro)  # gradient accumulation rounds per step
+                              f"--train.batch-gpu {micro}; choose sizes that divide it")
         if self.world > 1:
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", local_rank)
                 torch.cuda.set_device(self.device)
             distributed.init(self.device.type)
         torch.manual_seed(cfg.seed)
-        # G, D, G_ema, gradients of G and D, Adam's two moments: about 5 copies of the weights
-        self.G, self.D = self.family.build_checked(self.model_cfg, copies=5)
+        fam, mcfg = self.family, self.model_cfg
+        # each network, its EMA copy, its gradients and Adam's two moments: about 5 copies of the weights
+        nets = fam.build_checked(mcfg, copies=5)
         if self.world > 1:
-            self.G = distributed.sync_batchnorm(self.G, self.device.type)
-            self.D = distributed.sync_batchnorm(self.D, self.device.type)
-        self.G, self.D = self.G.to(self.device), self.D.to(self.device)
-        self.G_ema = make_ema(self.G)
+            nets = {k: distributed.sync_batchnorm(v, self.device.type) for k, v in nets.items()}
+        self.nets = {k: v.to(self.device) for k, v in nets.items()}  # the trained (and frozen) networks
+        self.ema_pairs = fam.ema_pairs(mcfg)
+        for copy_name, source in self.ema_pairs.items():
+            if source not in self.nets or copy_name in self.nets:
+                raise ConfigError(f"{self.family_name}: EMA pair {copy_name} <- {source} names an unknown network "
+                                  f"or an existing one (networks: {', '.join(self.nets)})")
+        self.ema = {k: make_ema(self.nets[src]) for k, src in self.ema_pairs.items()}
+        self.inference_name = fam.inference_name(mcfg)
         if cfg.compile:  # in place, after the EMA copy: parameter names and checkpoints are unchanged
-            for module in self.family.compile_targets(self.G, self.D):
+            for module in fam.compile_targets(self.nets):
                 module.compile()
-        ratios = self.family.optimizer_ratios(self.model_cfg)
-        self.base_lr = {"G": cfg.g_lr * ratios.get("G", 1.0), "D": cfg.d_lr * ratios.get("D", 1.0)}
-        self.opt = {k: make_optimizer(m.parameters(), cfg, self.base_lr[k], ratios.get(k, 1.0))
-                    for k, m in (("G", self.G), ("D", self.D))}
+        self.optims = fam.optimizers(mcfg, cfg)
+        for name, o in self.optims.items():
+            unknown = [n for n in o.networks if n not in self.nets]
+            if unknown or not o.networks:
+                raise ConfigError(f"{self.family_name}: optimizer {name!r} names network(s) {', '.join(unknown) or '(none)'}"
+                                  f" the family does not build (networks: {', '.join(self.nets)})")
+        self.base_lr = {k: o.lr for k, o in self.optims.items()}
+        self.opt = {k: make_optimizer([p for n in o.networks for p in self.nets[n].parameters()], cfg, o.lr, o.ratio)
+                    for k, o in self.optims.items()}
+        optimized = {n for o in self.optims.values() for n in o.networks}
+        self.frozen = [n for n in self.nets if n not in optimized]  # in no optimizer: eval mode, never changed
+        for n in self.frozen:
+            self.nets[n].eval().requires_grad_(False)
         if cfg.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"--train.precision {cfg.precision}: use fp32, bf16 or fp16")
         # fp16 needs loss scaling so small gradients survive (Micikevicius et al. 2018, section 3.2),
@@ -296,27 +310,64 @@ class Trainer:
         from ..nn.precision import fp16_active
 
         half_blocks = any(fp16_active(getattr(m, "use_fp16", False), self.device)
-                          for net in (self.G, self.D) for m in net.modules())
+                          for net in self.nets.values() for m in net.modules())
         self.scaler = ({k: torch.amp.GradScaler(self.device.type) for k in self.opt}
                        if cfg.precision == "fp16" or half_blocks else None)
-        self.phases: list[Phase] = self.family.phases(self.model_cfg, self.G, self.D, cfg)
+        self.phases: list[Phase] = fam.phases(mcfg, self.nets, cfg)
+        for phase in self.phases:
+            if phase.optimizer not in self.opt:
+                raise ConfigError(f"{self.family_name}: phase {phase.name!r} steps optimizer {phase.optimizer!r}, "
+                                  f"which the family does not declare (optimizers: {', '.join(self.opt)})")
         self.cur_nimg, self.iteration, self.elapsed = 0, 0, 0.0
+        self._scratch, self._shared, self._last_real = {}, {}, None  # per iteration (see step)
         if self.resume_from is not None:
             self._restore(self.resume_from)
         if cfg.cache and hasattr(self.dataset, "files") and not dry_run:
             self.dataset = self.dataset.materialize(progress=self.progress)
-        self.order = BatchOrder(len(self.dataset), cfg.batch_size, seed=cfg.seed, position=self.cur_nimg)
+        self.batch_size = self._scheduled_batch(self.cur_nimg)
+        self.order = BatchOrder(len(self.dataset), self.batch_size, seed=cfg.seed, position=self.cur_nimg)
         if cfg.workers < 0:
             raise ConfigError(f"--train.workers {cfg.workers}: use 0 (decode in the loop) or a positive number of threads")
         self.prefetch = None
         if hasattr(self.dataset, "files") and cfg.workers > 0 and not dry_run:  # decoded on the fly (--train.cache false)
             self.prefetch = Prefetcher(self.dataset, cfg.workers, pin_memory=self.device.type == "cuda")
-        g = torch.Generator().manual_seed(cfg.seed + 7919)
-        n_grid = 1000 if self.dataset.info.kind == "vector" else cfg.grid  # vectors are drawn as a scatter plot
-        self.grid_z = torch.randn(n_grid, self.G.z_dim, generator=g).to(self.device)
+        self._nimg_at_start = self.cur_nimg
+        self.n_grid = 1000 if self.dataset.info.kind == "vector" else cfg.grid  # vectors are drawn as a scatter plot
+
+    def __getattr__(self, name: str):
+        """``trainer.G``, ``trainer.G_ema``, ... : the family's networks by name, once set up."""
+        d = self.__dict__
+        for group in ("nets", "ema"):
+            if name in d.get(group, {}):
+                return d[group][name]
+        raise AttributeError(name)
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """Every network a checkpoint holds, by its tensor prefix: the trained ones and the EMA copies."""
+        return {**self.nets, **self.ema}
+
+    @property
+    def inference_net(self) -> torch.nn.Module:
+        return self.modules[self.inference_name]
+
+    def _scheduled(self, cur_nimg: int):
+        return self.family.schedule(self.model_cfg, self.cfg, cur_nimg)
+
+    def _scheduled_batch(self, cur_nimg: int) -> int:
+        """The global batch at ``cur_nimg`` (the family's schedule may change it) and its split into
+        micro-batches of --train.batch-gpu over processes and accumulation rounds."""
+        sched = self._scheduled(cur_nimg)
+        bs = sched.batch_size if sched is not None and sched.batch_size else self.cfg.batch_size
+        self.micro = min(self.cfg.batch_gpu, bs // self.world) if self.cfg.batch_gpu else bs // self.world
+        if self.micro < 1 or bs % (self.world * self.micro):
+            raise ConfigError(f"batch size {bs} is not a multiple of {self.world} process(es) x "
+                              f"--train.batch-gpu {self.micro}; choose sizes that divide it")
+        self.rounds = bs // (self.world * self.micro)
+        return bs
 
     def _restore(self, where: Path):
-        ckpt.load_modules(where, {"G": self.G, "D": self.D, "G_ema": self.G_ema})
+        ckpt.load_modules(where, self.modules)
         state = ckpt.load_state(where)
         try:
             for k, opt in self.opt.items():
@@ -324,6 +375,7 @@ class Trainer:
             if self.scaler is not None and "scalers" in state:
                 for k, sc in self.scaler.items():
                     sc.load_state_dict(state["scalers"][k])
+            self.family.load_state_dict(state.get("family", {}))
             counters = [state[k] for k in ("cur_nimg", "iteration", "elapsed")]
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 2 ** 62 for v in counters) \
                     or not all(isinstance(v, int) for v in counters[:2]):
@@ -358,35 +410,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
     def _save(self) -> Path:
-        tensors = {**ckpt.state_tensors("G", self.G), **ckpt.state_tensors("G_ema", self.G_ema),
-                   **ckpt.state_tensors("D", self.D)}
+        tensors = {k: v for name, net in self.modules.items() for k, v in ckpt.state_tensors(name, net).items()}
         py = random.getstate()
+        family_state = self.family.state_dict()
         state = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "elapsed": self.elapsed,
                  "optimizers": {k: o.state_dict() for k, o in self.opt.items()},
+                 **({"family": family_state} if family_state else {}),
                  **({"scalers": {k: sc.state_dict() for k, sc in self.scaler.items()}} if self.scaler else {}),
                  "rng": {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]]}}
         return ckpt.save_checkpoint(self.out, self.cur_nimg, tensors, state, self.config, keep=self.cfg.keep)
 
     @torch.no_grad()
     def _evaluate(self) -> dict:
-        """``cfg.eval_metrics`` of G_ema as a log record; the global RNG streams are left untouched, so
+        """``cfg.eval_metrics`` of the inference network as a log record; the global RNG streams are left untouched, so
         evaluating never changes the training run (exact resume holds)."""
         from ..metrics.evaluate import evaluate
 
         cfg = self.cfg
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            res = evaluate(self.G_ema, cfg.eval_metrics, data=self.dataset, num_gen=cfg.eval_num_gen,
-                           extractor=cfg.eval_extractor, device=self.device)
+            net = self.inference_net
+            res = evaluate(net, cfg.eval_metrics, data=self.dataset, num_gen=cfg.eval_num_gen,
+                           extractor=cfg.eval_extractor, device=self.device, family=self.family)
         return {"kimg": self.cur_nimg / 1000, "iteration": self.iteration,
                 **{f"eval/{k}": v for k, v in res.items() if isinstance(v, float)}}
 
+    @torch.no_grad()
     def _sample_grid(self) -> Path:
-        samples = torch.cat([self.G_ema(z) for z in self.grid_z.split(64)])
+        """The family's sample grid of the inference network (the same seed every time), as a PNG."""
+        net = self.inference_net
+        samples, nrow = self.family.grid(net, self.dataset, self.n_grid, self.cfg.seed + 7919)
         path = self.out / "samples" / f"fakes{self.cur_nimg // 1000:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         if samples.dim() == 4 or samples.shape[1] == 2:
-            save_samples(samples.cpu(), str(path), self.dataset.meta.get("centers"))
+            save_samples(samples.cpu(), str(path), self.dataset.meta.get("centers"), nrow=nrow)
         return path
 
     def _save_reals(self):
@@ -396,24 +453,30 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         n = 1000 if self.dataset.info.kind == "vector" else self.cfg.grid
         idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(0))[:n]
-        x, _ = self.dataset.get_batch(idx)
-        if self.dataset.info.kind == "image" or x.shape[1] == 2:
+        x = self.family.show_reals(self.dataset.get_batch(idx))
+        if x is not None and (x.dim() == 4 or x.shape[1] == 2):
             save_samples(x, str(path), self.dataset.meta.get("centers"))
 
-    def _real_part(self, part: int):
-        """Micro-batch ``part`` of the current global real batch (cached for phases that reuse it);
-        mirror flips are drawn for the global batch, so they do not depend on the split."""
+    def _real_part(self, part: int) -> dict[str, torch.Tensor]:
+        """Micro-batch ``part`` of the current global real batch as a dict of named tensors (cached for
+        phases that reuse it). Random choices of the data (mirror flips, a pair's crop, an unpaired
+        partner) are drawn for the global batch from the phase seed, so they do not depend on the split."""
         idx, seed, cache, position = self._last_real
         if part not in cache:
             sl = self._part_slice(part)
-            if self.prefetch is not None:
-                x, c = self.prefetch.get((position, part), idx[sl])
+            if getattr(self.dataset, "batch_dicts", False):  # paired / unpaired data: jitter per sample
+                seeds = torch.randint(0, 2**62, (len(idx),), generator=torch.Generator().manual_seed(seed))
+                batch = self.dataset.get_batch(idx[sl], seeds=seeds[sl].tolist())
             else:
-                x, c = self.dataset.get_batch(idx[sl])
-            if self.cfg.mirror and x.dim() == 4:
-                flip = (torch.rand(len(idx), generator=torch.Generator().manual_seed(seed)) < 0.5)[sl]
-                x[flip] = x[flip].flip(3)
-            cache[part] = (x.to(self.device, non_blocking=True), c.to(self.device) if c is not None else None)
+                if self.prefetch is not None:
+                    x, c = self.prefetch.get((position, part), idx[sl])
+                else:
+                    x, c = self.dataset.get_batch(idx[sl])
+                if self.cfg.mirror and x.dim() == 4:
+                    flip = (torch.rand(len(idx), generator=torch.Generator().manual_seed(seed)) < 0.5)[sl]
+                    x[flip] = x[flip].flip(3)
+                batch = {"image": x} if c is None else {"image": x, "label": c}
+            cache[part] = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         return cache[part]
 
     def _request_ahead(self):
@@ -429,8 +492,8 @@ class Trainer:
         """Where micro-batch ``part`` lies in a global batch."""
         return slice(part * self.micro, (part + 1) * self.micro)
 
-    def _set_lr(self, total: int):
-        f = lr_factor(self.cfg, self.cur_nimg / max(total, 1))
+    def _set_lr(self, total: int, factor: float = 1.0):
+        f = lr_factor(self.cfg, self.cur_nimg / max(total, 1)) * factor
         for k, opt in self.opt.items():
             for group in opt.param_groups:
                 group["lr"] = self.base_lr[k] * f
@@ -449,13 +512,15 @@ class Trainer:
         return stack
 
     def _run_phase(self, index: int, phase: Phase, stats: dict):
-        """``phase.repeat`` optimizer steps; each sums the gradients of this process's accumulation
-        rounds (loss / rounds) and averages them over processes before stepping."""
-        module = self.G if phase.module == "G" else self.D
-        other = self.D if phase.module == "G" else self.G
-        module.requires_grad_(True)
-        other.requires_grad_(False)
-        opt = self.opt[phase.module]
+        """``phase.repeat`` optimizer steps of ``phase.optimizer``; only its networks get gradients.
+        Each step sums the gradients of this process's accumulation rounds (loss / rounds) and
+        averages them over processes before stepping."""
+        names = self.optims[phase.optimizer].networks
+        stepped = [self.nets[n] for n in dict.fromkeys(names)]
+        for n, net in self.nets.items():
+            net.requires_grad_(n in names)
+        trained = [self.nets[n] for n in self.nets if n not in self.frozen]
+        opt = self.opt[phase.optimizer]
         parts = self.world * self.rounds
         for r in range(phase.repeat):
             seed = iteration_seed(iteration_seed(self.cfg.seed, self.iteration), 1 + index * 1009 + r)
@@ -465,18 +530,19 @@ class Trainer:
                 self._last_real = (self.order.next(), seed, {}, position)
                 self._request_ahead()
             opt.zero_grad(set_to_none=True)
-            rounds = distributed.RoundBuffers((self.G, self.D)) if self.rounds > 1 else None
+            rounds = distributed.RoundBuffers(trained) if self.rounds > 1 else None
             for a in range(self.rounds):
                 part = self.rank * self.rounds + a
-                real, labels = self._real_part(part) if phase.real else (None, None)
+                batch = self._real_part(part) if phase.real else None
                 part_seed = iteration_seed(seed, part)  # what else the loss draws (noise, mixing): per part
                 reseed(part_seed, self.device)
-                step = Step(self.G, self.D, real, labels, self.micro, self.iteration, self.device,
-                            part=part, parts=parts, seed=seed)
+                step = Step(self.modules, batch, self.micro, self.iteration, self.device, part=part, parts=parts,
+                            seed=seed, cur_nimg=self._nimg_at_start, scratch=self._scratch.setdefault(part, {}),
+                            _all=self._scratch, _shared=self._shared, world=self.world)
                 with self._loss_context(phase):
                     out = phase.loss(step)
                 loss = out["loss"].float() / self.rounds if self.rounds > 1 else out["loss"].float()
-                (self.scaler[phase.module].scale(loss) if self.scaler else loss).backward()
+                (self.scaler[phase.optimizer].scale(loss) if self.scaler else loss).backward()
                 if rounds is not None:
                     rounds.end_round()
                 for k, v in out.items():
@@ -486,34 +552,49 @@ class Trainer:
                     s[1] += 1
             if rounds is not None:
                 rounds.finish()
-            distributed.all_reduce_mean_grads(module, self.world)
+            for net in stepped:
+                distributed.all_reduce_mean_grads(net, self.world)
             if self.scaler:  # skips the step when a gradient overflowed, then adapts the scale
-                self.scaler[phase.module].step(opt)
-                self.scaler[phase.module].update()
+                self.scaler[phase.optimizer].step(opt)
+                self.scaler[phase.optimizer].update()
             else:
                 opt.step()
             if phase.after is not None:
-                phase.after(module)
+                for net in stepped:
+                    phase.after(net)
             if drawn:
-                self.cur_nimg += self.cfg.batch_size
-        other.requires_grad_(True)
+                self.cur_nimg += self.batch_size
+        for n, net in self.nets.items():
+            net.requires_grad_(n not in self.frozen)
 
     # ------------------------------------------------------------------ loop
     def step(self, total: int, stats: dict | None = None) -> None:
-        """One training iteration: every due phase (each reseeded from (seed, iteration, phase,
-        micro-batch)), running statistics averaged over processes, then the EMA."""
+        """One training iteration: the family's schedule, every due phase (each reseeded from (seed,
+        iteration, phase, micro-batch)), running statistics averaged over processes, then the EMAs."""
         cfg = self.cfg
         seed = iteration_seed(cfg.seed, self.iteration)
         reseed(seed, self.device)
-        self._set_lr(total)
-        before = self.cur_nimg
+        sched = self._scheduled(self.cur_nimg)
+        if sched is not None:
+            bs = self._scheduled_batch(self.cur_nimg)
+            if bs != self.batch_size:
+                self.batch_size = self.order.batch_size = bs
+            if sched.callback is not None:
+                sched.callback(self.modules)
+        self._set_lr(total, sched.lr_factor if sched is not None else 1.0)
+        before = self._nimg_at_start = self.cur_nimg
         self._last_real = None
-        base = distributed.buffer_state((self.G, self.D)) if self.world > 1 else None
+        self._scratch, self._shared = {}, {}  # per-iteration: never outlives the iteration, never saved
+        trained = [self.nets[n] for n in self.nets if n not in self.frozen]
+        base = distributed.buffer_state(trained) if self.world > 1 else None
         for i, phase in enumerate(self.phases):
             if self.iteration % phase.every == 0:
                 self._run_phase(i, phase, {} if stats is None else stats)
-        distributed.average_buffers((self.G, self.D), base, self.world)
-        update_ema(self.G_ema, self.G, ema_beta(cfg.batch_size, self.cur_nimg, cfg.ema_kimg, cfg.ema_rampup))
+        distributed.average_buffers(trained, base, self.world)
+        self._scratch, self._shared = {}, {}
+        beta = ema_beta(self.batch_size, self.cur_nimg, cfg.ema_kimg, cfg.ema_rampup)
+        for copy_name, source in self.ema_pairs.items():
+            update_ema(self.ema[copy_name], self.nets[source], beta)
         self.iteration += 1
         if self.cur_nimg == before:
             raise RuntimeError("no phase consumed real data; a family must have a phase with real=True")
@@ -522,7 +603,8 @@ class Trainer:
         """Trains until ``train.kimg``; returns a summary (paths, images seen, status)."""
         from tqdm import tqdm
 
-        self.setup()
+        if "nets" not in self.__dict__:  # set up here unless the caller did
+            self.setup()
         cfg = self.cfg
         main = self.rank == 0  # only process 0 writes files (config, log, samples, checkpoints)
         total = int(round(cfg.kimg * 1000))
@@ -594,7 +676,7 @@ class Trainer:
         summary = {"status": status, "run": str(self.out), "kimg": self.cur_nimg / 1000}
         if self.world > 1:  # every process must end with the same weights (NVIDIA's ddp consistency check)
             summary["processes"] = self.world
-            summary["ranks_max_divergence"] = distributed.max_divergence((self.G, self.D, self.G_ema))
+            summary["ranks_max_divergence"] = distributed.max_divergence(list(self.modules.values()))
             torch.distributed.barrier()
         summary["checkpoint"] = str(ckpt.list_checkpoints(self.out)[-1])
         if not main:
@@ -605,16 +687,15 @@ class Trainer:
                 rec = self._evaluate()
                 logger.log(rec, self.iteration)
                 summary["eval"] = {k: v for k, v in rec.items() if k.startswith("eval/")}
-            for path in self.family.final_samples(self.G_ema, self.out / "samples"):
+            for path in self.family.final_samples(self.inference_net, self.out / "samples"):
                 summary.setdefault("pictures", []).append(str(path))
-            if cfg.metrics and self.dataset.mode_metric:
-                from ..metrics.modes import evaluate_generator
-
-                metrics = evaluate_generator(self.G_ema, self.dataset, device=self.device)
-                metrics["kimg"] = self.cur_nimg / 1000
-                ckpt.atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2))
-                summary["metrics"] = str(self.out / "metrics.json")
-                summary["metric_values"] = metrics
+            if cfg.metrics:
+                metrics = self.family.final_metrics(self.inference_net, self.dataset, self.device)
+                if metrics is not None:
+                    metrics["kimg"] = self.cur_nimg / 1000
+                    ckpt.atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2))
+                    summary["metrics"] = str(self.out / "metrics.json")
+                    summary["metric_values"] = metrics
         logger.close()
         return summary
 

@@ -1,0 +1,136 @@
+"""pix2pix (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks").
+
+A conditional GAN on paired data: G maps an image A to B; D, a PatchGAN, judges (A, B) pairs
+concatenated on channels. Objective (eq. 4): G* = arg min_G max_D L_cGAN(G, D) + lambda L_L1(G),
+lambda = 100. Defaults are junyanz's pytorch-CycleGAN-and-pix2pix ``--model pix2pix``: U-Net 256
+(``unet_256``; ``unet`` picks the depth that reaches 1x1 for the data), 70x70 PatchGAN
+(``n_layers`` 3), batch norm, vanilla (cross-entropy) GAN loss, D's objective halved (section 3.3),
+Adam 2e-4 with beta1 0.5, batch 1, 100 epochs at the initial rate then 100 decaying linearly to 0,
+N(0, 0.02) initialization, dropout 0.5 as the only noise (section 3.1), kept at test time with the
+test batch's statistics (section 3.3).
+
+Inference (``gankit.load(run)``): ``G(A) -> B``, images in [-1, 1]; sampling goes through
+:func:`gankit.nn.translation.paper_inference` (dropout on, batch statistics of the input batch).
+
+Order of the two steps: the G step runs first and leaves its fake B in the iteration's scratch;
+the D step then judges that same fake, as junyanz computes one forward pass for both (junyanz
+steps D before G against the same forward; here G steps first, so G meets D before D's update
+of that iteration).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Channels, Choice, Range, Resolution, Size
+from ..errors import ConfigError
+from ..losses import d_loss, g_loss
+from ..nn import normal_init
+from ..nn.translation import NORMS, PatchDiscriminator, ResnetGenerator, UNetGenerator
+from ..registry import register
+from .recipes.translation import TranslationFamily
+
+GENERATORS = ("unet", "unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks")
+
+
+@dataclass
+class Pix2PixConfig:
+    resolution: Resolution = 256  # set from the data
+    in_channels: Channels = 3  # A's channels (set from the data)
+    channels: Channels = 3  # B's channels (set from the data)
+    netG: Annotated[str, Choice(GENERATORS)] = "unet_256"
+    ngf: Size = 64
+    ndf: Size = 64
+    n_layers_D: Annotated[int, Range(0, 8)] = 3  # PatchGAN depth: 3 = 70x70, 0 = PixelGAN (1x1)
+    norm: Annotated[str, Choice(NORMS)] = "batch"
+    dropout: bool = True  # in the U-Net's three innermost 512-channel decoder blocks
+    lambda_l1: Annotated[float, Range(0.0, 1e6)] = 100.0  # eq. 4
+    gan_loss: Annotated[str, Choice(("nonsaturating", "lsgan"))] = "nonsaturating"  # junyanz's vanilla | lsgan
+    ema: bool = False  # keep an EMA copy of G (G_ema) and infer with it; the paper keeps none
+
+
+def unet_depth(cfg: Pix2PixConfig) -> int:
+    if cfg.netG == "unet_256":
+        return 8
+    if cfg.netG == "unet_128":
+        return 7
+    return int(math.log2(cfg.resolution))  # down to 1x1
+
+
+def build_generator(cfg, in_channels: int, out_channels: int, norm: str, dropout: bool) -> nn.Module:
+    if cfg.netG.startswith("unet"):
+        return UNetGenerator(in_channels, out_channels, unet_depth(cfg), cfg.ngf, norm, dropout)
+    return ResnetGenerator(in_channels, out_channels, cfg.ngf, 9 if cfg.netG == "resnet_9blocks" else 6, norm, dropout)
+
+
+@register("pix2pix")
+class Pix2Pix(TranslationFamily):
+    Config = Pix2PixConfig
+    tiny = ("builtin:edges2digits?res=16", {"model": {"netG": "unet", "ngf": 4, "ndf": 4}})  # the registry test's
+    paper = "Isola et al. 2017, Image-to-Image Translation with Conditional Adversarial Networks"
+    data_kinds = ("paired",)
+    # junyanz: Adam 2e-4, beta1 0.5, batch 1; 100 + 100 epochs (constant, then linear decay), e.g. facades' 400 pairs
+    train_defaults = {"optimizer": "adam", "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 1,
+                      "lr_schedule": "linear-decay", "lr_decay_start": 0.5, "kimg": 80.0}
+    presets = {
+        "paper": {},
+        "cpu-32": {"model": {"netG": "unet", "ngf": 32, "ndf": 32},
+                   "train": {"batch_size": 16, "kimg": 32.0, "snapshot_kimg": 8.0, "sample_kimg": 4.0},
+                   "doc": "32 px (builtin:edges2shapes) in about 5 minutes on 2 cores: U-Net down to 1x1 with 32 "
+                          "base channels, batch 16"},
+        "cpu-digits": {"model": {"netG": "unet", "ngf": 16, "ndf": 16},
+                       "train": {"batch_size": 16, "kimg": 24.0, "snapshot_kimg": 8.0, "sample_kimg": 4.0},
+                       "doc": "16 px builtin:edges2digits in about 2 minutes on 2 cores"},
+    }
+
+    def validate(self, cfg: Pix2PixConfig) -> None:
+        if cfg.netG.startswith("unet"):
+            depth = unet_depth(cfg)
+            if cfg.resolution % (2 ** depth) or cfg.resolution < 2 ** depth:
+                raise ConfigError(f"--model.netG {cfg.netG} halves the image {depth} times, so it needs a resolution "
+                                  f"that is a multiple of {2 ** depth} (the data is {cfg.resolution} px); use "
+                                  "--model.netG unet (as deep as the data allows) or resize the data")
+        elif cfg.resolution % 4:
+            raise ConfigError(f"--model.netG {cfg.netG} needs a resolution divisible by 4 (the data is {cfg.resolution})")
+        if cfg.n_layers_D and cfg.resolution < 2 ** (cfg.n_layers_D + 1):
+            raise ConfigError(f"--model.n-layers-d {cfg.n_layers_D} is too deep for {cfg.resolution} px images; "
+                              f"use at most {int(math.log2(cfg.resolution)) - 1}")
+
+    def build(self, cfg: Pix2PixConfig) -> dict[str, nn.Module]:
+        G = build_generator(cfg, cfg.in_channels, cfg.channels, cfg.norm, cfg.dropout)
+        # conditional D: it sees A and B concatenated on channels (section 3.2.2)
+        D = PatchDiscriminator(cfg.in_channels + cfg.channels, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        normal_init(G)
+        normal_init(D)
+        return {"G": G, "D": D}
+
+    def ema_pairs(self, cfg) -> dict[str, str]:
+        return {"G_ema": "G"} if cfg.ema else {}
+
+    def phases(self, cfg: Pix2PixConfig, nets, train):
+        from .family import Phase
+
+        G, D = nets["G"], nets["D"]
+
+        def g_step(s) -> dict:
+            A, B = s.batch["A"], s.batch["B"]
+            fake = G(A)
+            s.scratch["fake_B"] = fake.detach()  # the D step of this iteration judges this same fake
+            adv = g_loss(cfg.gan_loss, D(torch.cat([A, fake], 1)))  # L_cGAN, G's side (non-saturating, eq. 1)
+            l1 = F.l1_loss(fake, B)  # eq. 3: E ||y - G(x, z)||_1
+            return {"loss": adv + cfg.lambda_l1 * l1, "adv": adv.detach(), "l1": l1.detach()}  # eq. 4
+
+        def d_step(s) -> dict:
+            A, B = s.batch["A"], s.batch["B"]
+            real_out = D(torch.cat([A, B], 1))
+            fake_out = D(torch.cat([A, s.scratch["fake_B"]], 1))
+            # section 3.3: "we divide the objective by 2 while optimizing D"
+            loss = 0.5 * d_loss(cfg.gan_loss, real_out, fake_out)
+            return {"loss": loss, "real": real_out.detach().mean(), "fake": fake_out.detach().mean()}
+
+        return [Phase("G", "G", g_step, real=True), Phase("D", "D", d_step, real=True, reuse_real=True)]
