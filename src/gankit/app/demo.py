@@ -1,5 +1,7 @@
-"""A web page for a trained StyleGAN run (Gradio): seed, truncation psi, class, noise mode, a
-style-mixing panel and an interpolation slider. Bound to 127.0.0.1 unless told otherwise.
+"""A web page for a trained run (Gradio), bound to 127.0.0.1 unless told otherwise. A StyleGAN run
+gets seed, truncation psi, class, noise mode, a style-mixing panel and an interpolation slider; a
+translation run (pix2pix, CycleGAN) gets an image-upload panel, a direction for CycleGAN and the
+run's held-out examples.
 
 Every request is checked before it reaches the generator: the functions take the raw values of
 the request (Gradio's own conversion is off, since its failures answer with an empty error), so
@@ -26,6 +28,10 @@ from ..tools.mixing import style_ranges
 MAX_SEED = 2**32 - 1
 #: the largest request the page accepts: its requests are a few hundred bytes of JSON
 MAX_REQUEST_BYTES = 64 * 1024
+#: the largest request of a translation page, whose uploads are images
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024
+#: the largest uploaded image, in pixels
+MAX_UPLOAD_PIXELS = 4096 * 4096
 NOISE = ("const", "random", "none")
 
 
@@ -103,6 +109,91 @@ class DemoModel:
         t = _number(t, "interpolation", 0.0, 1.0)
         w = self.ws([seed, seed2], psi, class_idx)
         return _pil(synthesize(self.G, torch.lerp(w[:1], w[1:], t), noise, [seed])[0])
+
+
+class TranslationModel:
+    """The functions behind a translation page (pix2pix, CycleGAN), usable without a browser."""
+
+    def __init__(self, bundle, family, data=None):
+        self.bundle, self.family = bundle, family
+        self.res = bundle.config.resolution
+        self.directions = ["AtoB"] + (["BtoA"] if "G_B" in bundle.nets else [])
+        self.held = None
+        if data is not None:
+            try:
+                from ..data import open_dataset
+
+                self.held = (open_dataset(data) if isinstance(data, str) else data).held_out()
+            except Exception:  # noqa: BLE001 - examples are optional: the data may be absent here
+                self.held = None
+
+    def _net(self, direction):
+        if direction not in self.directions:
+            raise ConfigError(f"direction: use {' or '.join(self.directions)}")
+        return self.family.direction_network(self.bundle, direction)
+
+    def translate(self, image, direction="AtoB"):
+        """An uploaded picture (H x W [x C] uint8 array or PIL image) -> its translation as a PIL image."""
+        import numpy as np
+        from PIL import Image
+
+        net, channels = self._net(direction)
+        if image is None:
+            raise ConfigError("input: upload an image first")
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise ConfigError("input: give an ordinary picture (grey, RGB or RGBA, 8 bits)")
+        if arr.shape[0] * arr.shape[1] > MAX_UPLOAD_PIXELS or min(arr.shape[:2]) < 1:
+            raise ConfigError(f"input: {arr.shape[1]}x{arr.shape[0]} pixels; give at most {MAX_UPLOAD_PIXELS:,}")
+        pic = Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+        pic = pic.convert("L" if channels == 1 else "RGB").resize((self.res, self.res), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(pic, dtype=np.uint8).copy())
+        x = (x[None] if x.dim() == 2 else x.permute(2, 0, 1)).float().div(127.5).sub(1.0)
+        return _pil(self.family.translate(net, x[None])[0])
+
+    def example(self, index, direction="AtoB"):
+        """(input, translation) of held-out example ``index`` of the run's data."""
+        if self.held is None:
+            raise ConfigError("example: the run's data cannot be opened here; upload an image instead")
+        n = len(self.held.A)
+        i = int(_number(index if index is not None else 0, "example", 0, n - 1, whole=True))
+        net, _ = self._net(direction)
+        src = (self.held.A if direction == "AtoB" else self.held.B)[i:i + 1].float().div(127.5).sub(1.0)
+        return _pil(src[0]), _pil(self.family.translate(net, src)[0])
+
+
+def build_translation(model: "TranslationModel", title: str = "gankit", keep_images: float = 300.0):
+    """The Gradio Blocks page of a translation run: upload | translation, a direction, held-out examples."""
+    gr = _gradio()
+
+    def guard(fn):
+        def wrapped(*args):
+            try:
+                return fn(*args)
+            except ConfigError as e:
+                raise gr.Error(str(e)) from None
+        return wrapped
+
+    keep = max(1, int(keep_images))
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(max(1, min(keep, 60)), keep)) as app:
+        gr.Markdown(f"## {title}\n{model.bundle.family}: upload an image (it is resized to {model.res} x "
+                    f"{model.res}) or pick a held-out example.")
+        with gr.Row():
+            with gr.Column():
+                source = gr.Image(type="numpy", label="input", sources=["upload"], elem_id="input",
+                                  image_mode=None, format="png")
+                direction = gr.Radio(model.directions, value="AtoB", label="direction", elem_id="direction",
+                                     visible=len(model.directions) > 1)
+                example = gr.Number(value=0, precision=0, minimum=0, label="held-out example", elem_id="example",
+                                    visible=model.held is not None)
+                pick = gr.Button("show this example", elem_id="pick", visible=model.held is not None)
+            with gr.Column():
+                output = gr.Image(type="pil", label="translation", elem_id="output", format="png")
+        source.upload(guard(model.translate), [source, direction], output)
+        direction.change(guard(lambda img, d: model.translate(img, d) if img is not None else None),
+                         [source, direction], output)
+        pick.click(guard(model.example), [example, direction], [source, output])
+    return app
 
 
 def _gradio():
@@ -217,20 +308,27 @@ def serve(run: str, host: str = "127.0.0.1", port: int = 7860, block: bool = Tru
     a temporary folder of this server's own, removed when it stops (Ctrl+C or SIGTERM)."""
     from starlette.middleware import Middleware
 
-    from ..api import load
+    from ..api import get_family, load_bundle
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     _gradio()
-    G = load(run)
+    bundle, G, config = load_bundle(run)
+    family = get_family(bundle.family)
+    translation = hasattr(family, "direction_network")
     tmp = tempfile.mkdtemp(prefix="gankit-demo-")
     os.environ["GRADIO_TEMP_DIR"] = tmp  # read when the Blocks are built
     atexit.register(shutil.rmtree, tmp, True)  # also when serving without blocking
     previous = signal.signal(signal.SIGTERM, _exit_on_signal) if block else None
     try:
-        app = build(G, title=f"gankit: {run}", keep_images=keep_images)
+        if translation:
+            model = TranslationModel(bundle, family, (config.get("data") or {}).get("spec"))
+            app = build_translation(model, title=f"gankit: {run}", keep_images=keep_images)
+        else:
+            app = build(G, title=f"gankit: {run}", keep_images=keep_images)
         print(f"pictures: {tmp} (each kept {keep_images:g} s; removed when the server stops)", flush=True)
+        limit = MAX_UPLOAD_BYTES if translation else MAX_REQUEST_BYTES
         app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=True,
-                   app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)]})
+                   app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=limit)]})
     finally:
         if block:
             signal.signal(signal.SIGTERM, previous)

@@ -93,3 +93,26 @@ def d_loss(name: str, real: Tensor, fake: Tensor) -> Tensor:
 def g_loss(name: str, fake: Tensor) -> Tensor:
     """Generator loss ``name`` for the discriminator's outputs on fakes."""
     return _get(name).g(fake)
+
+
+# ----------------------------------------------------------------------------- image-to-image convention
+#: junyanz's GANLoss modes (pytorch-CycleGAN-and-pix2pix): cross-entropy ("vanilla") or least squares
+GanMode = Annotated[str, Choice(("vanilla", "lsgan"))]
+
+
+def _target(mode: str, out: Tensor, real: bool) -> Tensor:
+    if mode == "vanilla":  # binary cross-entropy with the logit: -log sig(x) for real, -log(1 - sig(x)) for fake
+        return F.softplus(-out).mean() if real else F.softplus(out).mean()
+    if mode == "lsgan":  # squared distance to the target 1 (real) or 0 (fake)
+        return ((out - 1.0) ** 2).mean() if real else (out ** 2).mean()
+    raise ConfigError(f"unknown GAN mode '{mode}'; use vanilla or lsgan")
+
+
+def halved_d_loss(mode: str, real: Tensor, fake: Tensor) -> Tensor:
+    # Isola et al. 2017 s. 3.3 and Zhu et al. 2017 s. 4: "we divide the objective by 2 while optimizing D"
+    return 0.5 * (_target(mode, real, True) + _target(mode, fake, False))
+
+
+def target_g_loss(mode: str, fake: Tensor) -> Tensor:
+    # Isola 2017 s. 3.3: G maximizes log D(x, G(x)) (non-saturating); Zhu 2017 s. 4: G minimizes E[(D(G(x)) - 1)^2]
+    return _target(mode, fake, True)

@@ -346,19 +346,20 @@ class Family:
         return list(unique_modules(nets))
 
     # ------------------------------------------------------------------ sampling
-    def sampler(self, net: nn.Module, condition=None, truncation_psi: float = 1.0) -> Sampler:
-        """``draw(n, generator) -> images`` of ``net`` (the inference network) in [-1, 1]: what the sample
-        grid, eval, the mode metrics, generate and export use. The default draws z (then uniform
-        class labels when ``net`` has ``c_dim``; ``condition`` fixes the class) from the generator."""
+    def sampler(self, net: nn.Module, condition=None, truncation_psi: float = 1.0, data=None) -> Sampler:
+        """``draw(n, generator) -> images`` of ``net`` (the inference network) in [-1, 1]: what eval, the
+        mode metrics, generate and export use. The default draws z (then uniform class labels when
+        ``net`` has ``c_dim``; ``condition`` fixes the class) from the generator; a translation
+        family translates ``condition`` (an image batch) or held-out inputs of ``data``."""
         return latent_sampler(net, condition, truncation_psi)
 
     def sample_shape(self, cfg, info: DatasetInfo) -> tuple:
         """The shape of one sample of :meth:`sample` (the data's, for the z -> image families)."""
         return tuple(info.shape)
 
-    def sample(self, net: nn.Module, n: int, seed: int = 0, condition=None) -> torch.Tensor:
+    def sample(self, net: nn.Module, n: int, seed: int = 0, condition=None, data=None) -> torch.Tensor:
         """``n`` samples of ``net`` for ``seed`` (and a condition: a class, an input batch)."""
-        return self.sampler(net, condition)(n, torch.Generator().manual_seed(seed))
+        return self.sampler(net, condition, data=data)(n, torch.Generator().manual_seed(seed))
 
     def show_reals(self, batch) -> torch.Tensor | None:
         """What samples/reals.png shows of a real batch: the images (a pair side by side), or None."""
@@ -368,8 +369,9 @@ class Family:
             return torch.cat([batch["A"], batch["B"]], dim=3)
         return batch.get("image", batch.get("B"))
 
-    def final_metrics(self, net: nn.Module, dataset, device) -> dict | None:
-        """metrics.json at the end of training: the data's mode metric on samples of ``net`` (None: none)."""
+    def final_metrics(self, net: nn.Module, dataset, device, nets: dict | None = None) -> dict | None:
+        """metrics.json at the end of training: the data's mode metric on samples of ``net`` (None: none);
+        ``nets`` holds every network (CycleGAN's cycle error needs both generators)."""
         if not getattr(dataset, "mode_metric", None):
             return None
         from ..metrics.modes import evaluate_generator
@@ -381,9 +383,14 @@ class Family:
         with (the data itself here; a translation family compares with its target domain)."""
         return self.sampler(net, None, truncation_psi), dataset
 
-    def grid(self, net: nn.Module, dataset, n: int, seed: int) -> tuple[torch.Tensor, int | None]:
+    def eval_extras(self, net: nn.Module, data, device, nets: dict | None = None) -> dict:
+        """Figures ``gankit eval`` adds to the chosen metrics (translation: held-out L1 and PSNR)."""
+        return {}
+
+    def grid(self, net: nn.Module, dataset, n: int, seed: int, nets: dict | None = None):
         """The training sample grid: (images, images per row or None for a square grid); the default
-        is ``net`` on ``n`` latents of ``seed`` (without labels: the network's default classes)."""
+        is ``net`` on ``n`` latents of ``seed`` (without labels: the network's default classes).
+        ``nets`` holds every network, for families whose grid shows more than one (CycleGAN)."""
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, net.z_dim, generator=g).to(next(net.parameters()).device)
         return torch.cat([net(chunk) for chunk in z.split(64)]), None

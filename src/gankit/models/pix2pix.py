@@ -29,9 +29,10 @@ from torch import nn
 
 from ..config import Channels, Choice, Range, Resolution, Size
 from ..errors import ConfigError
-from ..losses import d_loss, g_loss
+from ..losses import GanMode, halved_d_loss, target_g_loss
 from ..nn import normal_init
-from ..nn.translation import NORMS, PatchDiscriminator, ResnetGenerator, UNetGenerator
+from ..nn.translation import NORMS, PatchDiscriminator, ResnetGenerator, UNetGenerator, paper_inference
+from .recipes.translation import check_patch_depth
 from ..registry import register
 from .recipes.translation import TranslationFamily
 
@@ -50,7 +51,7 @@ class Pix2PixConfig:
     norm: Annotated[str, Choice(NORMS)] = "batch"
     dropout: bool = True  # in the U-Net's three innermost 512-channel decoder blocks
     lambda_l1: Annotated[float, Range(0.0, 1e6)] = 100.0  # eq. 4
-    gan_loss: Annotated[str, Choice(("nonsaturating", "lsgan"))] = "nonsaturating"  # junyanz's vanilla | lsgan
+    gan_mode: GanMode = "vanilla"  # junyanz's --gan_mode: vanilla (cross-entropy) | lsgan
     ema: bool = False  # keep an EMA copy of G (G_ema) and infer with it; the paper keeps none
 
 
@@ -71,7 +72,8 @@ def build_generator(cfg, in_channels: int, out_channels: int, norm: str, dropout
 @register("pix2pix")
 class Pix2Pix(TranslationFamily):
     Config = Pix2PixConfig
-    tiny = ("builtin:edges2digits?res=16", {"model": {"netG": "unet", "ngf": 4, "ndf": 4}})  # the registry test's
+    tiny = ("builtin:edges2digits?res=16",  # the registry test's config
+            {"model": {"netG": "unet", "ngf": 4, "ndf": 4, "n_layers_D": 2}})
     paper = "Isola et al. 2017, Image-to-Image Translation with Conditional Adversarial Networks"
     data_kinds = ("paired",)
     # junyanz: Adam 2e-4, beta1 0.5, batch 1; 100 + 100 epochs (constant, then linear decay), e.g. facades' 400 pairs
@@ -83,7 +85,7 @@ class Pix2Pix(TranslationFamily):
                    "train": {"batch_size": 16, "kimg": 32.0, "snapshot_kimg": 8.0, "sample_kimg": 4.0},
                    "doc": "32 px (builtin:edges2shapes) in about 5 minutes on 2 cores: U-Net down to 1x1 with 32 "
                           "base channels, batch 16"},
-        "cpu-digits": {"model": {"netG": "unet", "ngf": 16, "ndf": 16},
+        "cpu-digits": {"model": {"netG": "unet", "ngf": 16, "ndf": 16, "n_layers_D": 2},
                        "train": {"batch_size": 16, "kimg": 24.0, "snapshot_kimg": 8.0, "sample_kimg": 4.0},
                        "doc": "16 px builtin:edges2digits in about 2 minutes on 2 cores"},
     }
@@ -97,9 +99,7 @@ class Pix2Pix(TranslationFamily):
                                   "--model.netG unet (as deep as the data allows) or resize the data")
         elif cfg.resolution % 4:
             raise ConfigError(f"--model.netG {cfg.netG} needs a resolution divisible by 4 (the data is {cfg.resolution})")
-        if cfg.n_layers_D and cfg.resolution < 2 ** (cfg.n_layers_D + 1):
-            raise ConfigError(f"--model.n-layers-d {cfg.n_layers_D} is too deep for {cfg.resolution} px images; "
-                              f"use at most {int(math.log2(cfg.resolution)) - 1}")
+        check_patch_depth(cfg.n_layers_D, cfg.resolution)
 
     def build(self, cfg: Pix2PixConfig) -> dict[str, nn.Module]:
         G = build_generator(cfg, cfg.in_channels, cfg.channels, cfg.norm, cfg.dropout)
@@ -108,6 +108,9 @@ class Pix2Pix(TranslationFamily):
         normal_init(G)
         normal_init(D)
         return {"G": G, "D": D}
+
+    def inference_mode(self, net):
+        return paper_inference(net)  # section 3.3: dropout and the test batch's statistics at test time
 
     def ema_pairs(self, cfg) -> dict[str, str]:
         return {"G_ema": "G"} if cfg.ema else {}
@@ -121,7 +124,7 @@ class Pix2Pix(TranslationFamily):
             A, B = s.batch["A"], s.batch["B"]
             fake = G(A)
             s.scratch["fake_B"] = fake.detach()  # the D step of this iteration judges this same fake
-            adv = g_loss(cfg.gan_loss, D(torch.cat([A, fake], 1)))  # L_cGAN, G's side (non-saturating, eq. 1)
+            adv = target_g_loss(cfg.gan_mode, D(torch.cat([A, fake], 1)))  # L_cGAN (eq. 1), G's non-saturating side
             l1 = F.l1_loss(fake, B)  # eq. 3: E ||y - G(x, z)||_1
             return {"loss": adv + cfg.lambda_l1 * l1, "adv": adv.detach(), "l1": l1.detach()}  # eq. 4
 
@@ -129,8 +132,7 @@ class Pix2Pix(TranslationFamily):
             A, B = s.batch["A"], s.batch["B"]
             real_out = D(torch.cat([A, B], 1))
             fake_out = D(torch.cat([A, s.scratch["fake_B"]], 1))
-            # section 3.3: "we divide the objective by 2 while optimizing D"
-            loss = 0.5 * d_loss(cfg.gan_loss, real_out, fake_out)
+            loss = halved_d_loss(cfg.gan_mode, real_out, fake_out)  # L_cGAN (eq. 1), halved (section 3.3)
             return {"loss": loss, "real": real_out.detach().mean(), "fake": fake_out.detach().mean()}
 
         return [Phase("G", "G", g_step, real=True), Phase("D", "D", d_step, real=True, reuse_real=True)]

@@ -165,6 +165,8 @@ def paper_inference(net: nn.Module):
     """Runs ``net`` as Isola et al. 2017 do at test time (section 3.3): dropout on, and batch norm with the
     statistics of the test batch, without touching the running statistics (momentum 0)."""
     saved = [(m, m.training, getattr(m, "momentum", None)) for m in net.modules()]
+    counts = [(m.num_batches_tracked, m.num_batches_tracked.clone()) for m in net.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.num_batches_tracked is not None]
     for m in net.modules():
         if isinstance(m, nn.Dropout):
             m.train()
@@ -178,3 +180,5 @@ def paper_inference(net: nn.Module):
             m.training = training
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.momentum = momentum
+        for buf, value in counts:  # batch norm counts the batches it saw even with momentum 0
+            buf.copy_(value)

@@ -43,6 +43,15 @@ def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> list[torch.Tens
     return [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
 
+def all_gather_cat(x: torch.Tensor, world: int) -> torch.Tensor:
+    """Every process's ``x`` (the same shape on each), concatenated in rank order on dimension 0."""
+    if world <= 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
 def all_reduce_mean_grads(module: nn.Module, world: int) -> None:
     """Averages the gradients of ``module`` over processes in one flat all-reduce."""
     params = [p for p in module.parameters() if p.grad is not None]

@@ -439,7 +439,7 @@ class Trainer:
     def _sample_grid(self) -> Path:
         """The family's sample grid of the inference network (the same seed every time), as a PNG."""
         net = self.inference_net
-        samples, nrow = self.family.grid(net, self.dataset, self.n_grid, self.cfg.seed + 7919)
+        samples, nrow = self.family.grid(net, self.dataset, self.n_grid, self.cfg.seed + 7919, nets=self.modules)
         path = self.out / "samples" / f"fakes{self.cur_nimg // 1000:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         if samples.dim() == 4 or samples.shape[1] == 2:
@@ -690,7 +690,7 @@ class Trainer:
             for path in self.family.final_samples(self.inference_net, self.out / "samples"):
                 summary.setdefault("pictures", []).append(str(path))
             if cfg.metrics:
-                metrics = self.family.final_metrics(self.inference_net, self.dataset, self.device)
+                metrics = self.family.final_metrics(self.inference_net, self.dataset, self.device, nets=self.modules)
                 if metrics is not None:
                     metrics["kimg"] = self.cur_nimg / 1000
                     ckpt.atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2))

@@ -6,9 +6,10 @@ Paired (pix2pix):
     the target is a function of the edges and the shapes classifier can check the output.
   * ``edges2digits``: a digit's edges (3x3 dilation minus the digit, CoGAN's edge images) -> the digit.
 Unpaired (CycleGAN, CoGAN):
-  * ``shapes-colorswap``: shapes in red / green / blue (A) and, drawn independently, in cyan / magenta /
-    yellow (B); the true mapping is red -> cyan, green -> magenta, blue -> yellow, shape, size,
-    place and background kept. ``truth`` holds it for held-out A images.
+  * ``shapes-colorswap``: shapes in red / green / blue (A) and, drawn independently, the same
+    distribution in the negative palette (B: cyan / magenta / yellow on light backgrounds); the true
+    map is the colour negative (red -> cyan, green -> magenta, blue -> yellow; shape, size and place
+    kept). ``truth`` holds it for held-out A images.
   * ``digits-invert`` / ``fashion-invert``: the images (A) and negatives (B) of two disjoint halves
     (CoGAN's "digits and negative digits"), ``digits-edges``: digits and the edge images of the
     other half.
@@ -107,37 +108,37 @@ def edges2digits(res: Res = 16, jitter: bool = False) -> PairedDataset:
 @register_dataset("shapes-colorswap")
 def shapes_colorswap(res: Res = 32, n: Count = 3000, n_test: Count = 300, seed: Seed = 0,
                      jitter: bool = False) -> UnpairedDataset:
-    """Unpaired: red / green / blue shapes (A) and, drawn independently, cyan / magenta / yellow ones (B)."""
+    """Unpaired: red / green / blue shapes on black, gray or navy (A) and, drawn independently, shapes of
+    the same distribution in the inverted palette (B: cyan / magenta / yellow on white, light gray or
+    light yellow). The true map is the colour negative, so red -> cyan, green -> magenta, blue -> yellow."""
     _check_res("shapes-colorswap", res)
     src = tuple(SWAP)
 
     def palette_a(shape, f, i):
         return src[f["colour"][i] % 3]
 
-    def palette_b(shape, f, i):
-        return SWAP[src[f["colour"][i] % 3]]
-
     load = _load(res, jitter)
 
     def split(count: int, s: int, held_out=None) -> UnpairedDataset:
         A, fa = _shape_images(count, s, res, palette_a)
-        B, _ = _shape_images(count, s + 7, res, palette_b)
-        truth, _ = _shape_images(count, s, res, palette_b)  # A's own factors in B's palette
-        return UnpairedDataset(f"shapes-colorswap-{res}-{count}-{s}", A, B, truth=truth, load=load,
-                               held_out=held_out, meta={"factors": fa, "classes": "shapes",
-                                                        "swap": dict(SWAP)})
+        B = invert(_shape_images(count, s + 7, res, palette_a)[0])
+        return UnpairedDataset(f"shapes-colorswap-{res}-{count}-{s}", A, B, truth=invert(A), load=load,
+                               held_out=held_out, meta={"factors": fa, "classes": "shapes", "undo": "invert",
+                                                        "transform": "invert", "swap": dict(SWAP)})
 
     return split(n, seed, split(n_test, seed + 1_000_003))
 
 
 def _halves(name: str, xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor, fn,
-            load: int) -> UnpairedDataset:
-    """Two disjoint halves of the training images: the first as A, ``fn`` of the second as B."""
+            load: int, classes: str | None = "digits") -> UnpairedDataset:
+    """Two disjoint halves of the training images: the first as A, ``fn`` of the second as B. ``undo``
+    (in meta) names the inverse of ``fn`` where there is one, so a classifier of A can judge B."""
     h = len(xtr) // 2
-    test = UnpairedDataset(f"{name}-test", xte, fn(xte), truth=fn(xte), load=load,
-                           meta={"labels": yte, "classes": "digits"})
+    meta = {"classes": classes, "undo": "invert" if fn is invert else None,
+            "transform": "invert" if fn is invert else "edges" if fn is edges_of else None}
+    test = UnpairedDataset(f"{name}-test", xte, fn(xte), truth=fn(xte), load=load, meta={"labels": yte, **meta})
     return UnpairedDataset(name, xtr[:h], fn(xtr[h:]), load=load, held_out=test,
-                           meta={"labels": ytr[:h], "labels_B": ytr[h:], "classes": "digits"})
+                           meta={"labels": ytr[:h], "labels_B": ytr[h:], **meta})
 
 
 def invert(x: torch.Tensor) -> torch.Tensor:
@@ -155,7 +156,7 @@ def digits_invert(res: Res = 16, jitter: bool = False) -> UnpairedDataset:
 def digits_edges(res: Res = 16, jitter: bool = False) -> UnpairedDataset:
     """Unpaired: digits (A) and the edge images of the other half (B), CoGAN's second digit task."""
     _check_res("digits-edges", res)
-    return _halves(f"digits-edges-{res}", *_digit_halves(res), edges_of, _load(res, jitter))
+    return _halves(f"digits-edges-{res}", *_digit_halves(res), edges_of, _load(res, jitter), classes=None)
 
 
 @register_dataset("fashion-invert")
@@ -168,4 +169,4 @@ def fashion_invert(res: Res = 32, n: Count = 20000, jitter: bool = False) -> Unp
     train, test = fashion_mnist(split="train", res=res), fashion_mnist(split="test", res=res)
     m = min(2 * n, len(train))
     return _halves(f"fashion-invert-{res}-{n}", train.data[:m], train.labels[:m], test.data[:1000],
-                   test.labels[:1000], invert, _load(res, jitter))
+                   test.labels[:1000], invert, _load(res, jitter), classes=None)
