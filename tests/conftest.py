@@ -17,9 +17,9 @@ def run_cli(*args, timeout=600, **kw):
                           timeout=timeout, env=env, **kw)
 
 
-def run_main(argv) -> tuple[int, str]:
-    """``gankit ARGV`` in this process (fast, for many calls): (exit code, stderr). Exceptions other
-    than SystemExit escape, so a traceback fails the test."""
+def run_cli(argv) -> tuple[int, str, str]:
+    """``gankit ARGV`` in this process (fast, for many calls): (exit code, stdout, stderr). Exceptions
+    other than SystemExit escape, so a traceback fails the test."""
     import contextlib
     import io
 
@@ -31,7 +31,13 @@ def run_main(argv) -> tuple[int, str]:
             code = main([str(a) for a in argv])
         except SystemExit as e:  # argparse
             code = e.code if isinstance(e.code, int) else 2
-    return code, err.getvalue()
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_main(argv) -> tuple[int, str]:
+    """:func:`run_cli` without stdout: (exit code, stderr)."""
+    code, _, err = run_cli(argv)
+    return code, err
 
 
 def write_image(path: Path, size=(16, 16), mode="RGB", seed=0, fmt=None):

@@ -55,6 +55,18 @@ def check(spec: str) -> Report:
         raise DataError("built-in datasets are generated and always valid; `dataset check` takes a folder or zip")
     if not os.path.exists(source):
         raise DataError(f"{source}: no such file or folder")
+    if os.path.isdir(source):
+        from pathlib import Path
+
+        from .pairs import detect_layout, problems
+
+        layout = opts.pop("layout", "auto")
+        if detect_layout(Path(source), layout) is not None:  # two domains: pairing problems, then every file
+            two = problems(source, layout)
+            report = check(source + "?layout=images&size=resize" + (f"&res={opts['res']}" if "res" in opts else ""))
+            report.problems = [(p, "pairing", why) for p, why in two] + \
+                [x for x in report.problems if x[1] != "odd-size"]  # sizes: each domain is resized on its own
+            return report
     res = coerce(opts["res"], int, "res") if "res" in opts else None
     mode = opts.get("mode", "rgb")
     images.check_policy(opts.get("size", "center-crop"), mode, res)

@@ -163,22 +163,21 @@ def receptive_field(n_layers: int) -> int:
 @contextlib.contextmanager
 def paper_inference(net: nn.Module):
     """Runs ``net`` as Isola et al. 2017 do at test time (section 3.3): dropout on, and batch norm with the
-    statistics of the test batch, without touching the running statistics (momentum 0)."""
-    saved = [(m, m.training, getattr(m, "momentum", None)) for m in net.modules()]
-    counts = [(m.num_batches_tracked, m.num_batches_tracked.clone()) for m in net.modules()
-              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.num_batches_tracked is not None]
-    for m in net.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train()
-            m.momentum = 0.0
+    statistics of the test batch itself. The batch-norm layers are computed functionally for the
+    duration, so their running statistics are untouched and no process synchronizes (a sample grid
+    is made by one process of a distributed run)."""
+    import torch.nn.functional as F
+
+    dropouts = [(m, m.training) for m in net.modules() if isinstance(m, nn.Dropout)]
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m, _ in dropouts:
+        m.train()
+    for m in norms:
+        m.forward = (lambda x, m=m: F.batch_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps))
     try:
         yield net
     finally:
-        for m, training, momentum in saved:
-            m.training = training
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = momentum
-        for buf, value in counts:  # batch norm counts the batches it saw even with momentum 0
-            buf.copy_(value)
+        for m, training in dropouts:
+            m.train(training)
+        for m in norms:
+            del m.forward

@@ -11,15 +11,21 @@ from ..family import Family
 
 
 def run_translation(net: nn.Module, images: torch.Tensor, batch: int = 64, mode=None) -> torch.Tensor:
-    """``net`` on ``images`` in batches, without gradients, on the network's device, inside the context
-    ``mode(net)`` when given (pix2pix: test-time dropout); returns CPU images clamped to [-1, 1]."""
+    """``net`` on ``images`` in batches, without gradients, on the network's device, in eval mode and inside
+    the context ``mode(net)`` when given (pix2pix: test-time dropout and batch statistics); returns CPU
+    images clamped to [-1, 1]. The network's mode is restored after."""
     import contextlib
 
     dev = next(net.parameters()).device
     out = []
-    with torch.no_grad(), (mode(net) if mode is not None else contextlib.nullcontext()):
-        for x in images.split(batch):
-            out.append(net(x.to(dev)).clamp(-1, 1).cpu())
+    was = net.training
+    net.eval()  # running statistics, no dropout: unless ``mode`` says otherwise, and never a collective
+    try:
+        with torch.no_grad(), (mode(net) if mode is not None else contextlib.nullcontext()):
+            for x in images.split(batch):
+                out.append(net(x.to(dev)).clamp(-1, 1).cpu())
+    finally:
+        net.train(was)
     return torch.cat(out) if out else images[:0]
 
 
@@ -27,7 +33,7 @@ def check_patch_depth(n_layers: int, res: int) -> None:
     """A PatchGAN of ``n_layers`` strided layers leaves res / 2^n - 2 outputs per side; at least one is needed."""
     if n_layers and res // 2 ** n_layers - 2 < 1:
         fit = max(n for n in range(0, 9) if n == 0 or res // 2 ** n - 2 >= 1)
-        raise ConfigError(f"--model.n-layers-d {n_layers} is too deep for {res} px images (no patch is left); "
+        raise ConfigError(f"--model.n-layers-D {n_layers} is too deep for {res} px images (no patch is left); "
                           f"use at most {fit}")
 
 
