@@ -17,7 +17,7 @@ def run_cli(*args, timeout=600, **kw):
                           timeout=timeout, env=env, **kw)
 
 
-def run_cli(argv) -> tuple[int, str, str]:
+def run_inproc(argv) -> tuple[int, str, str]:
     """``gankit ARGV`` in this process (fast, for many calls): (exit code, stdout, stderr). Exceptions
     other than SystemExit escape, so a traceback fails the test."""
     import contextlib
@@ -35,8 +35,8 @@ def run_cli(argv) -> tuple[int, str, str]:
 
 
 def run_main(argv) -> tuple[int, str]:
-    """:func:`run_cli` without stdout: (exit code, stderr)."""
-    code, _, err = run_cli(argv)
+    """:func:`run_inproc` without stdout: (exit code, stderr)."""
+    code, _, err = run_inproc(argv)
     return code, err
 
 

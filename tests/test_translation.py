@@ -21,7 +21,7 @@ from gankit.models.cyclegan import ImagePool
 from gankit.nn.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator, receptive_field
 from gankit.training import checkpoint as ckpt
 
-from .conftest import run_cli as run_main
+from .conftest import run_inproc as run_main
 
 
 def count(m):
