@@ -200,3 +200,85 @@ def test_demo_answers_bad_requests_with_messages_and_cleans_up(demo_server):
     server.terminate()
     server.wait(timeout=20)
     assert not os.path.exists(pictures)  # and the folder when the server stops
+
+
+# ----------------------------------------------------------------------------- translation page
+@pytest.fixture(scope="module")
+def translation_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("p2p-demo") / "run"
+    p = subprocess.run([sys.executable, "-m", "gankit", "train", "pix2pix", "--data", "builtin:edges2digits", "--out",
+                        str(run), "--model.netG", "unet", "--model.ngf", "4", "--model.ndf", "4", "--model.n-layers-D",
+                        "2", "--kimg", "0.032", "--train.batch-size", "8", "--train.tensorboard", "false"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return run
+
+
+def test_translation_model_checks_uploads(translation_run):
+    import numpy as np
+
+    from gankit.api import get_family, load_bundle
+    from gankit.app.demo import TranslationModel
+
+    bundle, _, config = load_bundle(translation_run)
+    model = TranslationModel(bundle, get_family("pix2pix"), config["data"]["spec"])
+    out = model.translate(np.full((30, 50, 3), 255, np.uint8))  # any size, RGB for a grey run
+    assert out.size == (256, 256)  # the 16 px translation, enlarged for the page
+    src, res = model.example(3)
+    assert src.size == res.size == (256, 256)
+    for bad, needle in ((None, "upload an image"), (np.zeros((4, 4), np.float64), "ordinary picture"),
+                        (np.zeros((2, 2, 7), np.uint8), "ordinary picture")):
+        with pytest.raises(ConfigError, match=needle):
+            model.translate(bad)
+    with pytest.raises(ConfigError, match="direction: use AtoB"):
+        model.translate(np.zeros((8, 8), np.uint8), "BtoA")
+    with pytest.raises(ConfigError, match="example"):
+        model.example(10**6)
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+                    reason="Debian's chromium is not installed (.ci/run installs it; CI fails without it)")
+def test_translation_demo_in_a_real_browser(translation_run, tmp_path):
+    """Upload an edge image in headless Chromium and see its translation, then a held-out example."""
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    upload = tmp_path / "edges.png"
+    Image.fromarray(np.pad(np.full((8, 8), 255, np.uint8), 4)).save(upload)
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "gankit", "demo", str(translation_run), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.5)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.locator("#input input[type=file]").set_input_files(str(upload))
+            out = page.locator("#output img")
+            out.wait_for(timeout=60000)
+            first = page.request.get(out.get_attribute("src")).body()
+            assert first[:8] == b"\x89PNG\r\n\x1a\n"
+            page.locator("#example input").fill("5")
+            page.locator("#pick").click()
+            page.wait_for_function("s => { const i = document.querySelector('#output img'); return i && i.src !== s; }",
+                                   arg=out.get_attribute("src"), timeout=60000)
+            assert page.request.get(out.get_attribute("src")).body() != first  # the example's translation
+            browser.close()
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()

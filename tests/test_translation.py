@@ -285,3 +285,38 @@ def test_eval_of_a_translation_run_compares_with_the_target_domain(p2p_run, tmp_
     res = json.loads(out.read_text())
     assert res["num_real"] == 297  # the held-out B images
     assert {"fd-digits", "kd-digits", "held_out_l1", "held_out_psnr", "held_out_l1_mean_image"} <= set(res)
+
+
+# ----------------------------------------------------------------------------- quality (one short run each)
+def _untrained_metrics(tr):
+    """metrics.json's figures for freshly built networks of the same config (the bar they must miss)."""
+    fam = tr.family
+    fresh = fam.networks(tr.model_cfg)
+    torch.manual_seed(0)
+    return fam.final_metrics(fresh[fam.inference_name(tr.model_cfg).replace("_ema", "")], tr.dataset, "cpu",
+                             nets=fresh)
+
+
+def test_pix2pix_learns_edges2shapes(tmp_path):
+    """16 kimg of cpu-32 (about 40 s): held-out L1 far below the identity and mean-image baselines, and
+    the shapes classifier sees the right shape and colour in most translations."""
+    tr = gankit.Trainer("pix2pix", "builtin:edges2shapes", tmp_path / "run", preset="cpu-32", progress=False,
+                        overrides={"train": {"kimg": 16, "tensorboard": False, "snapshot_kimg": 100}})
+    m = tr.run()["metric_values"]
+    bar = lambda r: (r["l1"] < 0.6 * r["l1_mean_image"] and r["l1"] < 0.1 * r["l1_identity"]  # noqa: E731
+                     and r["shape_agreement"] > 2 * r["shape_chance"] and r["colour_agreement"] > 2 * r["colour_chance"])
+    assert bar(m), m
+    assert not bar(_untrained_metrics(tr))
+
+
+def test_cogan_pairs_agree_and_are_digits(tmp_path):
+    """60 kimg of cpu-digits on digits-invert: one z makes a digit and its negative (pixel agreement well
+    above unpaired samples'), and both halves are recognised as digits."""
+    tr = gankit.Trainer("cogan", "builtin:digits-invert", tmp_path / "run", preset="cpu-digits", progress=False,
+                        overrides={"train": {"kimg": 60, "tensorboard": False, "snapshot_kimg": 100}})
+    m = tr.run()["metric_values"]
+    bar = lambda r: (r["pixel_agreement"] > r["pixel_agreement_unpaired"] + 0.1  # noqa: E731
+                     and r["digits_recognised_A"] > 0.25 and r["digits_recognised_B"] > 0.25)
+    assert bar(m), m
+    fresh = tr.family.networks(tr.model_cfg)
+    assert not bar(tr.family.final_metrics(fresh["G"], tr.dataset, "cpu"))
