@@ -533,7 +533,7 @@ def cmd_bench(argv: list[str]) -> int:
         f = get_family(fam)
         if args.preset is not None and args.preset not in f.presets:
             raise ConfigError(f"--preset {args.preset}: {fam} has {', '.join(sorted(f.presets))}")
-    result = run_all(args.families, res, preset=args.preset, batch=args.batch, device=args.device,
+    result = run_all(args.families, res, preset=args.preset, batch=args.batch, device=str(_device(args.device)),
                      precision=args.precision, compile=args.compile, min_time=args.min_time, threads=args.threads,
                      out=args.out)
     return 0 if result["rows"] else 1

@@ -81,6 +81,9 @@ class Pix2Pix(TranslationFamily):
                       "lr_schedule": "linear-decay", "lr_decay_start": 0.5, "kimg": 80.0}
     presets = {
         "paper": {},
+        "unet": {"model": {"netG": "unet"},
+                 "doc": "the paper's networks with the U-Net as deep as the data allows (unet_256 at 256 px, "
+                        "6 halvings at 64 px)"},
         "cpu-32": {"model": {"netG": "unet", "ngf": 32, "ndf": 32},
                    "train": {"batch_size": 16, "kimg": 32.0, "snapshot_kimg": 8.0, "sample_kimg": 4.0},
                    "doc": "32 px (builtin:edges2shapes) in about 5 minutes on 2 cores: U-Net down to 1x1 with 32 "

@@ -95,10 +95,11 @@ def conv_peak(device: str | torch.device = "cpu", dtype: torch.dtype = torch.flo
     return best
 
 
-def _generate_fn(G, batch: int, device: torch.device, precision: str) -> Callable[[], object]:
-    """G(z) without autograd in eval mode; constant noise where the generator has noise inputs."""
+def _generate_fn(G, batch: int, device: torch.device, precision: str, inputs=None) -> Callable[[], object]:
+    """G(z) (or G(inputs) for a translation network) without autograd in eval mode; constant noise where
+    the generator has noise inputs."""
     kwargs = {"noise_mode": "const"} if "noise_mode" in inspect.signature(G.forward).parameters else {}
-    z = torch.randn(batch, G.z_dim, device=device)
+    z = torch.randn(batch, G.z_dim, device=device) if inputs is None else inputs[:batch].to(device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def run():
@@ -118,7 +119,9 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
     if threads > 0:
         torch.set_num_threads(threads)
     data_kind = get_family(family).data_kinds[0]
-    data = f"builtin:shapes?res={resolution}&n=256" if data_kind == "image" else "builtin:ring8"
+    data = {"image": f"builtin:shapes?res={resolution}&n=256", "vector": "builtin:ring8",
+            "paired": f"builtin:edges2shapes?res={resolution}&n=64&n_test=32",
+            "unpaired": f"builtin:shapes-colorswap?res={resolution}&n=64&n_test=32&jitter=true"}[data_kind]
     train = {"batch_size": batch, "device": device, "precision": precision, "compile": compile,
              "tensorboard": False, "metrics": False, "threads": threads}
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,20 +131,27 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
     sync = _sync(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    out = {"family": family, "preset": preset, "resolution": resolution if data_kind == "image" else None,
+    out = {"family": family, "preset": preset, "resolution": resolution if data_kind != "vector" else None,
            "batch": batch, "device": str(dev), "precision": precision, "compile": compile,
            "threads": torch.get_num_threads(),
-           "params_G": sum(p.numel() for p in t.G.parameters()), "params_D": sum(p.numel() for p in t.D.parameters())}
+           "params": {k: sum(p.numel() for p in m.parameters()) for k, m in t.nets.items()}}
+    if "G" in t.nets and "D" in t.nets:
+        out.update(params_G=out["params"]["G"], params_D=out["params"]["D"])
 
-    # generation: the EMA generator, as `gankit generate` runs it
-    G = t.G_ema.eval()
+    # generation: the inference network (the EMA generator), as `gankit generate` / `translate` run it
+    G = t.inference_net.eval()
+    inputs = None
+    if data_kind in ("paired", "unpaired"):
+        held = t.dataset.held_out()
+        inputs = held.A[:max(gen_batches)].float().div(127.5).sub(1.0).repeat(
+            max(1, -(-max(gen_batches) // len(held.A))), 1, 1, 1)
     if compile:
         G.compile()
     for b in gen_batches:
-        fn = _generate_fn(G, b, dev, precision)
+        fn = _generate_fn(G, b, dev, precision, inputs)
         out[f"gen_img_s_b{b}"] = b / best_time(fn, min_time, warmup=2 if compile else 1, sync=sync)
     with torch.compiler.set_stance("force_eager"):  # the dispatch mode counts eager operators
-        gen_flops = count_flops(_generate_fn(t.G_ema, gen_batches[0], dev, "fp32"))
+        gen_flops = count_flops(_generate_fn(G, gen_batches[0], dev, "fp32", inputs))
 
     # training: each phase through the trainer's own code, then the EMA update
     per_iter, flops, imgs, phases = 0.0, 0, 0, {}
@@ -159,7 +169,9 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
         per_iter += sec / phase.every
         flops += f / phase.every
         imgs += 0 if phase.reuse_real else shown / phase.every
-    ema = best_time(lambda: update_ema(t.G_ema, t.G, 0.999), min(min_time, 0.5), sync=sync)
+    pairs = list(t.ema_pairs.items())
+    ema = best_time(lambda: [update_ema(t.ema[c], t.nets[src], 0.999) for c, src in pairs], min(min_time, 0.5),
+                    sync=sync) if pairs else 0.0
     per_iter += ema
     train_flops_s = flops / per_iter
     out.update({"phases": phases, "ema_seconds": ema, "train_iter_s": 1 / per_iter,
