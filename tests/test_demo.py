@@ -53,6 +53,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_serving(url: str, server) -> None:
+    """Waits up to a minute for the demo to answer (it binds 127.0.0.1 by default)."""
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            assert server.poll() is None, server.stdout.read()
+            time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
     """`gankit demo` on a tiny StyleGAN2 run, pictures kept 2 s: (url, process, its pictures folder)."""
@@ -73,13 +84,7 @@ def demo_server(tmp_path_factory):
             assert line or server.poll() is None, "the demo exited before serving"
             if line.startswith("pictures: "):
                 pictures = line.split()[1]
-        for _ in range(120):  # the server binds 127.0.0.1 by default
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.5)
+        _wait_until_serving(url, server)
         yield url, server, pictures
     finally:
         server.terminate()
@@ -252,13 +257,7 @@ def test_translation_demo_in_a_real_browser(translation_run, tmp_path):
                               env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
     url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.5)
+        _wait_until_serving(url, server)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -163,8 +163,13 @@ def cmd_train(argv: list[str]) -> int:
             overrides.setdefault(group, {})[name] = value
     from .training.trainer import Trainer
 
-    trainer = Trainer(args.family, args.data, args.out, preset=args.preset, overrides=overrides,
-                      resume=args.resume, progress=not args.no_progress)
+    try:
+        trainer = Trainer(args.family, args.data, args.out, preset=args.preset, overrides=overrides,
+                          resume=args.resume, progress=not args.no_progress)
+    except ConfigError as e:  # name the option as the user spelled it
+        if any(a == "--kimg" or a.startswith("--kimg=") for a in argv):
+            raise ConfigError(str(e).replace("--train.kimg", "--kimg")) from None
+        raise
     if args.dry_run:
         trainer.setup(dry_run=True)
         print(json.dumps({"family": args.family, "out": str(trainer.out),

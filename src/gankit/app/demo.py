@@ -167,12 +167,7 @@ def build_translation(model: "TranslationModel", title: str = "gankit", keep_ima
     gr = _gradio()
 
     def guard(fn):
-        def wrapped(*args):
-            try:
-                return fn(*args)
-            except ConfigError as e:
-                raise gr.Error(str(e)) from None
-        return wrapped
+        return _guarded(gr, fn)
 
     keep = max(1, int(keep_images))
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(max(1, min(keep, 60)), keep)) as app:
@@ -194,6 +189,16 @@ def build_translation(model: "TranslationModel", title: str = "gankit", keep_ima
                          [source, direction], output)
         pick.click(guard(model.example), [example, direction], [source, output])
     return app
+
+
+def _guarded(gr, fn):
+    """``fn`` with a ConfigError shown on the page as Gradio's error message (no traceback)."""
+    def wrapped(*args):
+        try:
+            return fn(*args)
+        except ConfigError as e:
+            raise gr.Error(str(e)) from None
+    return wrapped
 
 
 def _gradio():
@@ -256,12 +261,7 @@ def build(G, title: str = "gankit", keep_images: float = 300.0):
     model = DemoModel(G)
 
     def guard(fn):
-        def wrapped(*args):
-            try:
-                return fn(*args)
-            except ConfigError as e:
-                raise gr.Error(str(e)) from None
-        return wrapped
+        return _guarded(gr, fn)
 
     conditional = bool(getattr(G, "c_dim", 0))
     keep = max(1, int(keep_images))
