@@ -53,6 +53,9 @@ class Pix2PixConfig:
     lambda_l1: Annotated[float, Range(0.0, 1e6)] = 100.0  # eq. 4
     gan_mode: GanMode = "vanilla"  # junyanz's --gan_mode: vanilla (cross-entropy) | lsgan
     ema: bool = False  # keep an EMA copy of G (G_ema) and infer with it; the paper keeps none
+    # batch norm at test time: the test batch's statistics (section 3.3, right for the paper's batch 1) or
+    # the running ones (junyanz's --eval; right when training used larger batches and tests single images)
+    test_norm: Annotated[str, Choice(("batch", "running"))] = "batch"
 
 
 def unet_depth(cfg: Pix2PixConfig) -> int:
@@ -84,11 +87,12 @@ class Pix2Pix(TranslationFamily):
         "unet": {"model": {"netG": "unet"},
                  "doc": "the paper's networks with the U-Net as deep as the data allows (unet_256 at 256 px, "
                         "6 halvings at 64 px)"},
-        "cpu-32": {"model": {"netG": "unet", "ngf": 32, "ndf": 32},
+        # batch 16: test-time statistics of one image would be off the training distribution, so running ones
+        "cpu-32": {"model": {"netG": "unet", "ngf": 32, "ndf": 32, "test_norm": "running"},
                    "train": {"batch_size": 16, "kimg": 32.0, "snapshot_kimg": 8.0, "sample_kimg": 4.0},
                    "doc": "32 px (builtin:edges2shapes) in about 5 minutes on 2 cores: U-Net down to 1x1 with 32 "
                           "base channels, batch 16"},
-        "cpu-digits": {"model": {"netG": "unet", "ngf": 16, "ndf": 16, "n_layers_D": 2},
+        "cpu-digits": {"model": {"netG": "unet", "ngf": 16, "ndf": 16, "n_layers_D": 2, "test_norm": "running"},
                        "train": {"batch_size": 16, "kimg": 24.0, "snapshot_kimg": 8.0, "sample_kimg": 4.0},
                        "doc": "16 px builtin:edges2digits in about 2 minutes on 2 cores"},
     }
@@ -110,10 +114,12 @@ class Pix2Pix(TranslationFamily):
         D = PatchDiscriminator(cfg.in_channels + cfg.channels, cfg.ndf, cfg.n_layers_D, cfg.norm)
         normal_init(G)
         normal_init(D)
+        G.test_norm = cfg.test_norm  # read by inference_mode; a plain attribute, rebuilt from the config on load
         return {"G": G, "D": D}
 
     def inference_mode(self, net):
-        return paper_inference(net)  # section 3.3: dropout and the test batch's statistics at test time
+        # section 3.3: dropout at test time, and the test batch's statistics unless the config asks for running ones
+        return paper_inference(net, batch_stats=getattr(net, "test_norm", "batch") == "batch")
 
     def ema_pairs(self, cfg) -> dict[str, str]:
         return {"G_ema": "G"} if cfg.ema else {}

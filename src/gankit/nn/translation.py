@@ -161,15 +161,15 @@ def receptive_field(n_layers: int) -> int:
 
 
 @contextlib.contextmanager
-def paper_inference(net: nn.Module):
+def paper_inference(net: nn.Module, batch_stats: bool = True):
     """Runs ``net`` as Isola et al. 2017 do at test time (section 3.3): dropout on, and batch norm with the
-    statistics of the test batch itself. The batch-norm layers are computed functionally for the
-    duration, so their running statistics are untouched and no process synchronizes (a sample grid
-    is made by one process of a distributed run)."""
+    statistics of the test batch itself (``batch_stats``; else the running ones, as in eval mode). The
+    batch-norm layers are computed functionally for the duration, so their running statistics are
+    untouched and no process synchronizes (a sample grid is made by one process of a distributed run)."""
     import torch.nn.functional as F
 
     dropouts = [(m, m.training) for m in net.modules() if isinstance(m, nn.Dropout)]
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if batch_stats else []
     for m, _ in dropouts:
         m.train()
     for m in norms:
