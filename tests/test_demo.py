@@ -53,6 +53,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(server) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def _wait_until_serving(url: str, server) -> None:
     """Waits up to a minute for the demo to answer (it binds 127.0.0.1 by default)."""
     for _ in range(120):
@@ -87,11 +95,7 @@ def demo_server(tmp_path_factory):
         _wait_until_serving(url, server)
         yield url, server, pictures
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
 
 
 def _call(url: str, body: bytes, headers: dict | None = None):
@@ -276,8 +280,4 @@ def test_translation_demo_in_a_real_browser(translation_run, tmp_path):
             browser.close()
         assert server.poll() is None
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)

@@ -25,10 +25,10 @@ from ..config import Channels, Choice, Range, Resolution, Size
 from ..errors import ConfigError
 from ..losses import GanMode, halved_d_loss, target_g_loss
 from ..nn import normal_init
-from ..nn.translation import NORMS, PatchDiscriminator, ResnetGenerator, UNetGenerator
+from ..nn.translation import NORMS, PatchDiscriminator
 from ..registry import register
 from .family import Optim, Phase, Step
-from .recipes.translation import TranslationFamily, check_patch_depth
+from .recipes.translation import TranslationFamily, build_generator, check_generator, check_patch_depth
 
 GENERATORS = ("resnet", "resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 
@@ -50,12 +50,6 @@ class CycleGANConfig:
     lambda_identity: Annotated[float, Range(0.0, 1e6)] = 0.5  # section 5.2, times lambda
     pool_size: Annotated[int, Range(0, 100_000)] = 50  # history of generated images per domain (section 4)
     ema: bool = False  # EMA copies G_A_ema, G_B_ema (inference uses G_A_ema); the paper keeps none
-
-
-def n_blocks(cfg: CycleGANConfig) -> int:
-    if cfg.netG == "resnet":
-        return 9 if cfg.resolution >= 256 else 6
-    return 9 if cfg.netG == "resnet_9blocks" else 6
 
 
 class ImagePool:
@@ -126,25 +120,15 @@ class CycleGAN(TranslationFamily):
         self.pools: dict[str, ImagePool] = {}
 
     def validate(self, cfg: CycleGANConfig) -> None:
-        if cfg.netG.startswith("unet"):
-            depth = 8 if cfg.netG == "unet_256" else 7
-            if cfg.resolution % 2 ** depth:
-                raise ConfigError(f"--model.netG {cfg.netG} needs a resolution divisible by {2 ** depth}")
-        elif cfg.resolution % 4:
-            raise ConfigError(f"--model.netG {cfg.netG} needs a resolution divisible by 4 (the data is {cfg.resolution})")
+        check_generator(cfg.netG, cfg.resolution)
         check_patch_depth(cfg.n_layers_D, cfg.resolution)
         if cfg.lambda_identity > 0 and cfg.in_channels != cfg.channels:
             raise ConfigError(f"--model.lambda-identity {cfg.lambda_identity} needs domains with the same channels "
                               f"(A has {cfg.in_channels}, B {cfg.channels}); set it to 0")
 
-    def _generator(self, cfg, cin: int, cout: int) -> nn.Module:
-        if cfg.netG.startswith("unet"):
-            return UNetGenerator(cin, cout, 8 if cfg.netG == "unet_256" else 7, cfg.ngf, cfg.norm, cfg.dropout)
-        return ResnetGenerator(cin, cout, cfg.ngf, n_blocks(cfg), cfg.norm, cfg.dropout)
-
     def build(self, cfg: CycleGANConfig) -> dict[str, nn.Module]:
-        nets = {"G_A": self._generator(cfg, cfg.in_channels, cfg.channels),
-                "G_B": self._generator(cfg, cfg.channels, cfg.in_channels),
+        nets = {"G_A": build_generator(cfg, cfg.in_channels, cfg.channels),
+                "G_B": build_generator(cfg, cfg.channels, cfg.in_channels),
                 "D_A": PatchDiscriminator(cfg.channels, cfg.ndf, cfg.n_layers_D, cfg.norm),  # judges domain B
                 "D_B": PatchDiscriminator(cfg.in_channels, cfg.ndf, cfg.n_layers_D, cfg.norm)}  # judges domain A
         for net in nets.values():

@@ -81,7 +81,6 @@ class Step:
         self.draws += 1
         return torch.Generator().manual_seed((self.seed + 7919 * self.draws) % (2**63 - 1))
 
-    _generator = generator
 
     def rows(self, x: torch.Tensor) -> torch.Tensor:
         """This part's rows of a global-batch tensor."""

@@ -19,7 +19,6 @@ of that iteration).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -28,13 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Channels, Choice, Range, Resolution, Size
-from ..errors import ConfigError
 from ..losses import GanMode, halved_d_loss, target_g_loss
 from ..nn import normal_init
-from ..nn.translation import NORMS, PatchDiscriminator, ResnetGenerator, UNetGenerator, paper_inference
-from .recipes.translation import check_patch_depth
+from ..nn.translation import NORMS, PatchDiscriminator, paper_inference
 from ..registry import register
-from .recipes.translation import TranslationFamily
+from .recipes.translation import TranslationFamily, build_generator, check_generator, check_patch_depth
 
 GENERATORS = ("unet", "unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks")
 
@@ -56,20 +53,6 @@ class Pix2PixConfig:
     # batch norm at test time: the test batch's statistics (section 3.3, right for the paper's batch 1) or
     # the running ones (junyanz's --eval; right when training used larger batches and tests single images)
     test_norm: Annotated[str, Choice(("batch", "running"))] = "batch"
-
-
-def unet_depth(cfg: Pix2PixConfig) -> int:
-    if cfg.netG == "unet_256":
-        return 8
-    if cfg.netG == "unet_128":
-        return 7
-    return int(math.log2(cfg.resolution))  # down to 1x1
-
-
-def build_generator(cfg, in_channels: int, out_channels: int, norm: str, dropout: bool) -> nn.Module:
-    if cfg.netG.startswith("unet"):
-        return UNetGenerator(in_channels, out_channels, unet_depth(cfg), cfg.ngf, norm, dropout)
-    return ResnetGenerator(in_channels, out_channels, cfg.ngf, 9 if cfg.netG == "resnet_9blocks" else 6, norm, dropout)
 
 
 @register("pix2pix")
@@ -98,18 +81,11 @@ class Pix2Pix(TranslationFamily):
     }
 
     def validate(self, cfg: Pix2PixConfig) -> None:
-        if cfg.netG.startswith("unet"):
-            depth = unet_depth(cfg)
-            if cfg.resolution % (2 ** depth) or cfg.resolution < 2 ** depth:
-                raise ConfigError(f"--model.netG {cfg.netG} halves the image {depth} times, so it needs a resolution "
-                                  f"that is a multiple of {2 ** depth} (the data is {cfg.resolution} px); use "
-                                  "--model.netG unet (as deep as the data allows) or resize the data")
-        elif cfg.resolution % 4:
-            raise ConfigError(f"--model.netG {cfg.netG} needs a resolution divisible by 4 (the data is {cfg.resolution})")
+        check_generator(cfg.netG, cfg.resolution)
         check_patch_depth(cfg.n_layers_D, cfg.resolution)
 
     def build(self, cfg: Pix2PixConfig) -> dict[str, nn.Module]:
-        G = build_generator(cfg, cfg.in_channels, cfg.channels, cfg.norm, cfg.dropout)
+        G = build_generator(cfg, cfg.in_channels, cfg.channels)
         # conditional D: it sees A and B concatenated on channels (section 3.2.2)
         D = PatchDiscriminator(cfg.in_channels + cfg.channels, cfg.ndf, cfg.n_layers_D, cfg.norm)
         normal_init(G)

@@ -301,6 +301,7 @@ class Trainer:
                     for k, o in self.optims.items()}
         optimized = {n for o in self.optims.values() for n in o.networks}
         self.frozen = [n for n in self.nets if n not in optimized]  # in no optimizer: eval mode, never changed
+        self.trained = [net for n, net in self.nets.items() if n not in self.frozen]
         for n in self.frozen:
             self.nets[n].eval().requires_grad_(False)
         if cfg.precision not in ("fp32", "bf16", "fp16"):
@@ -519,7 +520,6 @@ class Trainer:
         stepped = [self.nets[n] for n in dict.fromkeys(names)]
         for n, net in self.nets.items():
             net.requires_grad_(n in names)
-        trained = [self.nets[n] for n in self.nets if n not in self.frozen]
         opt = self.opt[phase.optimizer]
         parts = self.world * self.rounds
         for r in range(phase.repeat):
@@ -530,7 +530,7 @@ class Trainer:
                 self._last_real = (self.order.next(), seed, {}, position)
                 self._request_ahead()
             opt.zero_grad(set_to_none=True)
-            rounds = distributed.RoundBuffers(trained) if self.rounds > 1 else None
+            rounds = distributed.RoundBuffers(self.trained) if self.rounds > 1 else None
             for a in range(self.rounds):
                 part = self.rank * self.rounds + a
                 batch = self._real_part(part) if phase.real else None
@@ -585,12 +585,11 @@ class Trainer:
         before = self._nimg_at_start = self.cur_nimg
         self._last_real = None
         self._scratch, self._shared = {}, {}  # per-iteration: never outlives the iteration, never saved
-        trained = [self.nets[n] for n in self.nets if n not in self.frozen]
-        base = distributed.buffer_state(trained) if self.world > 1 else None
+        base = distributed.buffer_state(self.trained) if self.world > 1 else None
         for i, phase in enumerate(self.phases):
             if self.iteration % phase.every == 0:
                 self._run_phase(i, phase, {} if stats is None else stats)
-        distributed.average_buffers(trained, base, self.world)
+        distributed.average_buffers(self.trained, base, self.world)
         self._scratch, self._shared = {}, {}
         beta = ema_beta(self.batch_size, self.cur_nimg, cfg.ema_kimg, cfg.ema_rampup)
         for copy_name, source in self.ema_pairs.items():

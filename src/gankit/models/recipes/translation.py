@@ -3,10 +3,13 @@ sampling as translation of held-out inputs, the input | output | target grid, ev
 target domain, and held-out figures (L1, PSNR, classifier agreement) at the end of training."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ...nn.translation import ResnetGenerator, UNetGenerator
 from ..family import Family
 
 
@@ -27,6 +30,37 @@ def run_translation(net: nn.Module, images: torch.Tensor, batch: int = 64, mode=
     finally:
         net.train(was)
     return torch.cat(out) if out else images[:0]
+
+
+def unet_depth(netG: str, res: int) -> int:
+    """Halvings of a U-Net: 8 for unet_256, 7 for unet_128, down to 1x1 for ``unet``."""
+    return {"unet_256": 8, "unet_128": 7}.get(netG) or int(math.log2(res))
+
+
+def resnet_blocks(netG: str, res: int) -> int:
+    """Residual blocks: 9 or 6 as named; ``resnet`` picks 9 at >= 256 px and 6 below (Zhu et al. 2017, appendix 7.2)."""
+    return {"resnet_9blocks": 9, "resnet_6blocks": 6}.get(netG) or (9 if res >= 256 else 6)
+
+
+def build_generator(cfg, in_channels: int, out_channels: int) -> nn.Module:
+    """The generator ``cfg.netG`` names (unet, unet_256, unet_128, resnet, resnet_9blocks, resnet_6blocks)."""
+    if cfg.netG.startswith("unet"):
+        return UNetGenerator(in_channels, out_channels, unet_depth(cfg.netG, cfg.resolution), cfg.ngf, cfg.norm,
+                             cfg.dropout)
+    return ResnetGenerator(in_channels, out_channels, cfg.ngf, resnet_blocks(cfg.netG, cfg.resolution), cfg.norm,
+                           cfg.dropout)
+
+
+def check_generator(netG: str, res: int) -> None:
+    """Refuses a resolution the named generator cannot take, naming the option."""
+    if netG.startswith("unet"):
+        depth = unet_depth(netG, res)
+        if res % (2 ** depth) or res < 2 ** depth:
+            raise ConfigError(f"--model.netG {netG} halves the image {depth} times, so it needs a resolution "
+                              f"that is a multiple of {2 ** depth} (the data is {res} px); use "
+                              "--model.netG unet (as deep as the data allows) or resize the data")
+    elif res % 4:
+        raise ConfigError(f"--model.netG {netG} needs a resolution divisible by 4 (the data is {res})")
 
 
 def check_patch_depth(n_layers: int, res: int) -> None:
@@ -61,9 +95,6 @@ class TranslationFamily(Family):
     def data_fields(self, info):
         c, h, _ = info.shape
         return {"resolution": h, "channels": c, "in_channels": info.source_shape[0]}
-
-    def sample_shape(self, cfg, info):
-        return tuple(info.shape)
 
     @staticmethod
     def _sources(data) -> torch.Tensor:
