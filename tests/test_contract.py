@@ -126,3 +126,72 @@ def test_stylegan3_blur_fade_follows_the_image_count_not_the_split(tmp_path, mon
     per_iteration = [sorted(set(seen[0]))[::-1], sorted(set(seen[4]))[::-1]]
     assert per_iteration[0] == per_iteration[1]
     assert per_iteration[0][:3] == [10.0, 9.2, 8.4]  # (1 - cur_nimg / 100) * 10 at 0, 8, 16 images
+
+
+# ----------------------------------------------------------------------------- the schedule hook
+@pytest.fixture
+def scheduled():
+    """The 'gan' family registered as 'scheduled' with a schedule: batch 16 at the base learning rate
+    until 64 images, then batch 32 at half of it; the callback records the image count it ran at."""
+    from gankit.models.family import Schedule
+    from gankit.registry import FAMILIES
+
+    calls = []
+
+    class Scheduled(FAMILIES.get("gan")):
+        def schedule(self, cfg, train, cur_nimg):
+            late = cur_nimg >= 64
+            return Schedule(batch_size=32 if late else 16, lr_factor=0.5 if late else 1.0,
+                            callback=lambda nets: calls.append((cur_nimg, sorted(nets))))
+
+    FAMILIES._items["scheduled"] = Scheduled
+    Scheduled.registered_name = "scheduled"
+    yield calls
+    del FAMILIES._items["scheduled"]
+
+
+def _scheduled_run(path, kimg, resume=False):
+    return Trainer("scheduled", "builtin:ring8?n=256", path, resume=resume, progress=False,
+                   overrides={"train": {"kimg": kimg, "batch_size": 8, "tensorboard": False, "metrics": False,
+                                        "snapshot_kimg": 1, "g_lr": 1e-3, "d_lr": 1e-3}})
+
+
+def test_the_schedule_sets_batch_size_and_learning_rate_and_runs_its_callback(scheduled, tmp_path):
+    tr = _scheduled_run(tmp_path / "run", 0.192)
+    tr.setup()
+    assert tr.batch_size == 16  # the schedule's, not --train.batch-size 8
+    tr.run()
+    # 4 iterations of 16, then 4 of 32: the callback ran before each, with every network by name
+    assert [n for n, _ in scheduled] == [0, 16, 32, 48, 64, 96, 128, 160]
+    assert scheduled[0][1] == ["D", "G", "G_ema"]
+    assert tr.batch_size == 32 and tr.cur_nimg == 192 and tr.iteration == 8
+    assert [g["lr"] for opt in tr.opt.values() for g in opt.param_groups] == [5e-4, 5e-4]
+
+
+def test_a_resume_across_a_schedule_change_is_bitwise_identical(scheduled, tmp_path):
+    """Stopped at 48 images (batch 16) and resumed to 192 (batch 32 from 64 on) = one run to 192."""
+    _scheduled_run(tmp_path / "whole", 0.192).run()
+    _scheduled_run(tmp_path / "split", 0.048).run()
+    _scheduled_run(tmp_path / "split", 0.192, resume=True).run()
+    a, b = (load_file(tmp_path / r / "checkpoints" / "ckpt-000000192" / "model.safetensors") for r in ("whole", "split"))
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+    changed = load_file(tmp_path / "split" / "checkpoints" / "ckpt-000000048" / "model.safetensors")
+    assert any(not torch.equal(changed[k], a[k]) for k in a)  # the comparison is not of two untouched runs
+
+
+def test_a_stale_prefetch_request_is_decoded_again():
+    """A micro-batch requested before a batch-size change names other images: get() decodes the ones asked."""
+    from gankit.data import open_dataset
+    from gankit.data.prefetch import Prefetcher
+
+    ds = open_dataset("builtin:digits?res=8")
+    pf = Prefetcher(ds, workers=1)
+    try:
+        pf.request((0, 0), torch.arange(0, 4))
+        x, _ = pf.get((0, 0), torch.arange(0, 8))
+        assert torch.equal(x, ds.get_batch(torch.arange(0, 8))[0]) and pf.served == 0
+        pf.request((8, 0), torch.arange(8, 12))
+        pf.drop()
+        assert pf.pending == {}
+    finally:
+        pf.close()

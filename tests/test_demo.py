@@ -47,6 +47,24 @@ def test_demo_functions_validate_inputs():
         DemoModel(gankit.create("dcgan", preset="cpu-digits").G)
 
 
+def test_samples_page_of_other_families_draws_through_the_family():
+    """A DCGAN run gets the samples page: a grid of ``family.sample`` for a seed, checked like the others."""
+    from gankit.api import get_family
+    from gankit.app.demo import SampleModel, build_samples
+
+    torch.manual_seed(0)
+    bundle = gankit.create("dcgan", preset="cpu-digits")
+    m = SampleModel(bundle, get_family("dcgan"))
+    a = m.grid(1)
+    assert a.size[0] == a.size[1] >= 4 * 96 and a.tobytes() == m.grid("1").tobytes() != m.grid(2).tobytes()
+    for bad in (-1, "x", None, 1.5, float("nan"), [1]):
+        with pytest.raises(ConfigError, match="seed"):
+            m.grid(bad)
+    assert build_samples(m) is not None
+    with pytest.raises(ConfigError, match="2-D points"):
+        SampleModel(gankit.create("gan", data_shape=(2,)), get_family("gan"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -287,6 +287,18 @@ def test_eval_of_a_translation_run_compares_with_the_target_domain(p2p_run, tmp_
     assert {"fd-digits", "kd-digits", "held_out_l1", "held_out_psnr", "held_out_l1_mean_image"} <= set(res)
 
 
+def test_export_of_a_translation_run_takes_an_image(p2p_run, tmp_path):
+    """The exported pix2pix G maps A to B in eval mode (no dropout), equal to the network in eval mode."""
+    code, out, err = run_main(["export", str(p2p_run), "--out", str(tmp_path / "g.pt")])
+    assert code == 0 and "inputs A" in out, err
+    G = gankit.load(p2p_run)
+    A = torch.rand(3, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(tmp_path / "g.pt"))(A), G.eval()(A).clamp(-1, 1), atol=1e-5)
+    code, _, err = run_main(["export", str(p2p_run), "--trunc", "0.5", "--out", str(tmp_path / "g2.pt")])
+    assert code == 2 and "mapping network" in err
+
+
 # ----------------------------------------------------------------------------- quality (one short run each)
 def _untrained_metrics(tr):
     """metrics.json's figures for freshly built networks of the same config (the bar they must miss)."""

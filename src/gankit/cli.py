@@ -227,17 +227,18 @@ def cmd_generate(argv: list[str]) -> int:
     _check_trunc(args.trunc)
     from pathlib import Path
 
-    from .api import load
+    from .api import get_family, load_bundle
     from .tools.generate import generate
     from .visual import image_grid, save_samples
 
     seeds = parse_seeds(args.seeds)
     device = _device(args.device)
-    G = load(args.run).to(device)
-    if not hasattr(G, "z_dim"):
+    bundle, G, _ = load_bundle(args.run)
+    family = get_family(bundle.family)
+    if family.demo_page == "translation":
         raise ConfigError(f"{args.run}: this run translates images rather than sampling them; use "
                           f"`gankit translate {args.run} --input IMAGES --out DIR`")
-    x = generate(G, seeds, args.trunc, args.class_idx, args.noise)
+    x = generate(G.to(device), seeds, args.trunc, args.class_idx, args.noise, family=family)
     out = Path(args.out)
     if out.suffix.lower() == ".png":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -430,12 +431,13 @@ def cmd_project(argv: list[str]) -> int:
 
 
 def cmd_export(argv: list[str]) -> int:
-    p = Parser(prog="gankit export", description="Export a run's generator to run outside gankit: TorchScript or "
-               "ONNX, checked against PyTorch on fresh latents.",
+    p = Parser(prog="gankit export", description="Export a run's inference network to run outside gankit: "
+               "TorchScript or ONNX, checked against PyTorch on fresh inputs.",
                epilog="examples:\n  gankit export runs/quickstart --format torchscript --out g.pt\n"
                       "  gankit export runs/quickstart --format onnx --trunc 0.7 --out g.onnx\n"
-                      "The exported module maps z (N, z_dim) [and one-hot c] to images in [-1, 1]; psi and the "
-                      "noise mode are fixed at export.",
+                      "The exported module maps z (N, z_dim) [and one-hot c] to images in [-1, 1], psi and the "
+                      "noise mode fixed at export;\n  for pix2pix and CycleGAN it maps an image A (N, C, H, W) in "
+                      "[-1, 1] to B, in eval mode (no dropout).",
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="run directory or checkpoint folder")
     p.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"])
@@ -447,13 +449,14 @@ def cmd_export(argv: list[str]) -> int:
     _check_trunc(args.trunc)
     if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
         raise ConfigError(f"--tolerance {args.tolerance}: give a finite number >= 0 (default 1e-4)")
-    from .api import load
+    from .api import get_family, load_bundle
     from .tools.export import export
     from .tools.generate import check_style_options
 
-    G = load(args.run)
+    bundle, G, _ = load_bundle(args.run)
     check_style_options(G, args.trunc, args.noise)
-    res = export(G, args.out, args.format, args.trunc, args.noise)
+    res = export(G, args.out, args.format, args.trunc, args.noise, family=get_family(bundle.family),
+                 config=bundle.config)
     print(f"wrote {res['path']} ({res['format']}, inputs {', '.join(res['inputs'])}); "
           f"max |difference| from PyTorch on 5 new latents: {res['max_abs_diff']:.3g}")
     if res["max_abs_diff"] > args.tolerance:
@@ -465,7 +468,8 @@ def cmd_export(argv: list[str]) -> int:
 def cmd_demo(argv: list[str]) -> int:
     p = Parser(prog="gankit demo", description="A web page for a run (Gradio). StyleGAN runs: seed, truncation, "
                "class, noise, style mixing and interpolation; pix2pix and CycleGAN runs: an image upload, the "
-               "direction and held-out examples. Serves on 127.0.0.1 unless --host says otherwise.",
+               "direction and held-out examples; other image runs (GAN, DCGAN, WGAN, CoGAN): a seed and a class -> "
+               "a grid of samples. Serves on 127.0.0.1 unless --host says otherwise.",
                epilog="examples:\n  gankit demo runs/quickstart            # then open http://127.0.0.1:7860\n"
                       "  gankit demo runs/faces --port 8080",
                formatter_class=argparse.RawDescriptionHelpFormatter)

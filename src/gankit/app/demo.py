@@ -1,7 +1,8 @@
-"""A web page for a trained run (Gradio), bound to 127.0.0.1 unless told otherwise. A StyleGAN run
-gets seed, truncation psi, class, noise mode, a style-mixing panel and an interpolation slider; a
-translation run (pix2pix, CycleGAN) gets an image-upload panel, a direction for CycleGAN and the
-run's held-out examples.
+"""A web page for a trained run (Gradio), bound to 127.0.0.1 unless told otherwise; the family says
+which (``Family.demo_page``). A StyleGAN run gets seed, truncation psi, class, noise mode, a
+style-mixing panel and an interpolation slider; a translation run (pix2pix, CycleGAN) gets an
+image-upload panel, a direction for CycleGAN and the run's held-out examples; any other image run
+(GAN, DCGAN, WGAN, CoGAN) gets a seed and a class and a grid of the family's samples.
 
 Every request is checked before it reaches the generator: the functions take the raw values of
 the request (Gradio's own conversion is off, since its failures answer with an empty error), so
@@ -111,13 +112,60 @@ class DemoModel:
         return _pil(synthesize(self.G, torch.lerp(w[:1], w[1:], t), noise, [seed])[0])
 
 
+class SampleModel:
+    """The functions behind the samples page: a grid of ``family.sample`` for a seed (and a class)."""
+
+    def __init__(self, bundle, family, n: int = 16):
+        self.bundle, self.family, self.n = bundle, family, n
+        self.net = bundle.inference
+        self.c_dim = int(getattr(self.net, "c_dim", 0) or 0)
+        probe = family.sample(self.net, 1, 0)
+        if probe.dim() != 4:
+            raise ConfigError(f"the demo shows images; a {bundle.family} run on this data makes {probe.shape[1]}-D "
+                              "points (draw them with gankit generate RUN --out plot.png)")
+
+    @torch.no_grad()
+    def grid(self, seed, class_idx=None):
+        from ..visual import image_grid
+
+        if isinstance(seed, str) and not seed.strip().lstrip("-").isdigit():
+            raise ConfigError("seed: give a whole number")
+        seed = int(_number(seed, "seed", 0, MAX_SEED, whole=True))
+        cls = None
+        if self.c_dim:
+            cls = int(_number(class_idx if class_idx is not None else 0, "class", 0, self.c_dim - 1, whole=True))
+        x = self.family.sample(self.net, self.n, seed, condition=cls).clamp(-1, 1).cpu()
+        return image_grid(x, min_cell=96)
+
+
+def build_samples(model: SampleModel, title: str = "gankit", keep_images: float = 300.0):
+    """The Gradio Blocks page of a z -> image run: seed (and class) -> a grid of samples."""
+    gr = _gradio()
+    keep = max(1, int(keep_images))
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(max(1, min(keep, 60)), keep)) as app:
+        gr.Markdown(f"## {title}\n{model.bundle.family}: {model.n} samples for a seed"
+                    + (" and a class." if model.c_dim else "."))
+        with gr.Row():
+            with gr.Column(scale=1):
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="seed", elem_id="seed")
+                cls = gr.Number(value=0, precision=0, minimum=0, maximum=max(0, model.c_dim - 1), label="class",
+                                visible=bool(model.c_dim), elem_id="class")
+            with gr.Column(scale=2):
+                image = gr.Image(type="pil", label="samples", elem_id="image", format="png")
+        fn = _guarded(gr, model.grid)
+        for comp in (seed, cls):
+            comp.change(fn, [seed, cls], image, preprocess=False)
+        app.load(fn, [seed, cls], image, preprocess=False)
+    return app
+
+
 class TranslationModel:
     """The functions behind a translation page (pix2pix, CycleGAN), usable without a browser."""
 
     def __init__(self, bundle, family, data=None):
         self.bundle, self.family = bundle, family
         self.res = bundle.config.resolution
-        self.directions = ["AtoB"] + (["BtoA"] if "G_B" in bundle.nets else [])
+        self.directions = list(family.directions)
         self.held = None
         if data is not None:
             try:
@@ -314,7 +362,7 @@ def serve(run: str, host: str = "127.0.0.1", port: int = 7860, block: bool = Tru
     _gradio()
     bundle, G, config = load_bundle(run)
     family = get_family(bundle.family)
-    translation = hasattr(family, "direction_network")
+    translation = family.demo_page == "translation"
     tmp = tempfile.mkdtemp(prefix="gankit-demo-")
     os.environ["GRADIO_TEMP_DIR"] = tmp  # read when the Blocks are built
     atexit.register(shutil.rmtree, tmp, True)  # also when serving without blocking
@@ -323,8 +371,10 @@ def serve(run: str, host: str = "127.0.0.1", port: int = 7860, block: bool = Tru
         if translation:
             model = TranslationModel(bundle, family, (config.get("data") or {}).get("spec"))
             app = build_translation(model, title=f"gankit: {run}", keep_images=keep_images)
-        else:
+        elif family.demo_page == "style":
             app = build(G, title=f"gankit: {run}", keep_images=keep_images)
+        else:
+            app = build_samples(SampleModel(bundle, family), title=f"gankit: {run}", keep_images=keep_images)
         print(f"pictures: {tmp} (each kept {keep_images:g} s; removed when the server stops)", flush=True)
         limit = MAX_UPLOAD_BYTES if translation else MAX_REQUEST_BYTES
         app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=True,

@@ -17,7 +17,9 @@ from .base import GanDataset
 
 class Prefetcher:
     """Decodes requested micro-batches in ``workers`` threads; :meth:`get` returns one, decoding
-    it in the caller when it was not requested. Keys name a micro-batch: (position, part)."""
+    it in the caller when it was not requested. Keys name a micro-batch: (position, part); a request
+    whose indices differ from the ones asked for at :meth:`get` (the batch size changed in between,
+    as a family's schedule may do) is dropped and the batch decoded again."""
 
     def __init__(self, dataset: GanDataset, workers: int, pin_memory: bool = False):
         if workers < 1:
@@ -25,7 +27,7 @@ class Prefetcher:
         self.dataset = dataset
         self.pin_memory = pin_memory
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="gankit-decode")
-        self.pending: dict[tuple, Future] = {}
+        self.pending: dict[tuple, tuple[torch.Tensor, Future]] = {}
         self.served = 0  # micro-batches handed over already decoded (or being decoded) by a thread
 
     def _load(self, indices: torch.Tensor):
@@ -36,17 +38,23 @@ class Prefetcher:
 
     def request(self, key: tuple, indices: torch.Tensor) -> None:
         if key not in self.pending:
-            self.pending[key] = self.pool.submit(self._load, indices)
+            self.pending[key] = (indices.clone(), self.pool.submit(self._load, indices))
 
     def get(self, key: tuple, indices: torch.Tensor):
-        fut = self.pending.pop(key, None)
-        if fut is None:
+        asked, fut = self.pending.pop(key, (None, None))
+        if fut is None or not torch.equal(asked, indices):
+            if fut is not None:
+                fut.cancel()
             return self._load(indices)
         self.served += 1
         return fut.result()
 
-    def close(self) -> None:
-        for fut in self.pending.values():
+    def drop(self) -> None:
+        """Forgets every request (the batch size changed: they name batches that will not come)."""
+        for _, fut in self.pending.values():
             fut.cancel()
         self.pending.clear()
+
+    def close(self) -> None:
+        self.drop()
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -98,6 +98,7 @@ class CycleGAN(TranslationFamily):
     data_kinds = ("unpaired", "paired")
     inference = "G_A_ema"
     ema = {"G_A_ema": "G_A", "G_B_ema": "G_B"}
+    directions = ("AtoB", "BtoA")
     # Adam 2e-4, beta1 0.5, batch 1; 200 epochs of a ~1,000-image domain (horse2zebra), decay over the second half
     train_defaults = {"optimizer": "adam", "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 1,
                       "lr_schedule": "linear-decay", "lr_decay_start": 0.5, "kimg": 200.0}
@@ -195,7 +196,7 @@ class CycleGAN(TranslationFamily):
 
     def direction_network(self, bundle, direction: str):
         """AtoB: G_A (its EMA copy when kept), BtoA: G_B."""
-        if direction not in ("AtoB", "BtoA"):
+        if direction not in self.directions:
             raise ConfigError(f"--direction {direction}: use AtoB or BtoA")
         name = "G_A" if direction == "AtoB" else "G_B"
         net = bundle.nets.get(f"{name}_ema", bundle.nets[name]).eval()

@@ -233,6 +233,9 @@ class Family:
     ema: ClassVar[dict[str, str]] = {"G_ema": "G"}
     #: the network gankit.load returns and samples come from
     inference: ClassVar[str] = "G_ema"
+    #: the page ``gankit demo`` serves: "samples" (a seed and a class -> a grid of samples), "style"
+    #: (the StyleGAN toolbox: truncation, noise, mixing, interpolation) or "translation" (an upload)
+    demo_page: ClassVar[str] = "samples"
     #: the tiny config the registry test trains (data spec, overrides): every family declares one
     tiny: ClassVar[tuple[str, dict] | None] = None
 
@@ -360,6 +363,22 @@ class Family:
         """``n`` samples of ``net`` for ``seed`` (and a condition: a class, an input batch)."""
         return self.sampler(net, condition, data=data)(n, torch.Generator().manual_seed(seed))
 
+    def export_module(self, net: nn.Module, truncation_psi: float = 1.0, noise_mode: str = "const") -> nn.Module:
+        """What ``gankit export`` writes for ``net``: a deterministic module from the inputs of
+        :meth:`export_inputs` (in that order) to images in [-1, 1]. The default is ``net(z [, c])``."""
+        return LatentExport(net)
+
+    def export_inputs(self, net: nn.Module, n: int, generator: torch.Generator, cfg=None) -> dict[str, torch.Tensor]:
+        """Named example inputs of the exported module for a batch of ``n`` (traced, then checked):
+        z (n, z_dim), and one-hot classes c (n, c_dim) when ``net`` is conditional."""
+        import torch.nn.functional as F
+
+        z = torch.randn(n, net.z_dim, generator=generator)
+        c_dim = getattr(net, "c_dim", 0)
+        if not c_dim:
+            return {"z": z}
+        return {"z": z, "c": F.one_hot(torch.randint(0, c_dim, (n,), generator=generator), c_dim).float()}
+
     def show_reals(self, batch) -> torch.Tensor | None:
         """What samples/reals.png shows of a real batch: the images (a pair side by side), or None."""
         if isinstance(batch, tuple):
@@ -397,6 +416,17 @@ class Family:
     def final_samples(self, net: nn.Module, out_dir) -> list:
         """Extra pictures written when training ends (e.g. a truncation strip); returns their paths."""
         return []
+
+
+class LatentExport(nn.Module):
+    """z [, one-hot c] -> ``G``'s images clamped to [-1, 1] (the exported form of a z -> image generator)."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.G(z) if c is None else self.G(z, c)).clamp(-1, 1)
 
 
 def unique_modules(nets: dict[str, nn.Module]) -> list[nn.Module]:

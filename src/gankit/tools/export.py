@@ -1,9 +1,11 @@
-"""Export of a generator that runs outside gankit: TorchScript (``torch.jit.load``) or ONNX
-(onnxruntime and other runtimes), checked against PyTorch on fresh latents after writing.
+"""Export of a run's inference network that runs outside gankit: TorchScript (``torch.jit.load``) or
+ONNX (onnxruntime and other runtimes), checked against PyTorch on fresh inputs after writing.
 
-The exported module maps z (N, z_dim) [and one-hot c (N, c_dim)] to images (N, C, H, W) in
-[-1, 1], with the truncation psi and the noise mode fixed at export time (constant noise by
-default, so the exported generator is deterministic). The batch size is dynamic.
+The family says what the exported module takes: z (N, z_dim) [and one-hot c (N, c_dim)] for the
+z -> image families, with the truncation psi and the noise mode fixed at export time (constant
+noise by default, so the module is deterministic); an image A (N, C_A, H, W) in [-1, 1] for
+pix2pix and CycleGAN (in eval mode: no dropout, running batch-norm statistics). Outputs are images
+(N, C, H, W) in [-1, 1]; the batch size is dynamic.
 """
 from __future__ import annotations
 
@@ -15,44 +17,35 @@ from ..errors import ConfigError, GankitError
 from .generate import is_style_generator
 
 
-class ExportedGenerator(torch.nn.Module):
-    """z [, c] -> images in [-1, 1], with psi and noise fixed."""
+def _family_of(G):
+    """The export recipe for a bare network: the StyleGAN one for a mapping + synthesis generator, else z [, c]."""
+    from ..models.family import Family
+    from ..models.recipes.style import StyleFamily
 
-    def __init__(self, G, truncation_psi: float = 1.0, noise_mode: str = "const"):
-        super().__init__()
-        self.G, self.psi, self.noise_mode = G, float(truncation_psi), noise_mode
-        self.style = is_style_generator(G)
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        if self.style:
-            ws = self.G.mapping(z, c, truncation_psi=self.psi, update_w_avg=False)
-            return self.G.synthesis(ws, noise_mode=self.noise_mode).clamp(-1, 1)
-        return (self.G(z, c) if c is not None else self.G(z)).clamp(-1, 1)
-
-
-def _inputs(G, n: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, G.z_dim, generator=g)
-    c_dim = getattr(G, "c_dim", 0)
-    if c_dim:
-        return z, torch.nn.functional.one_hot(torch.randint(0, c_dim, (n,), generator=g), c_dim).float()
-    return (z,)
+    return StyleFamily() if is_style_generator(G) else Family()
 
 
 @torch.no_grad()
 def export(G, path: str | Path, fmt: str = "torchscript", truncation_psi: float = 1.0,
-           noise_mode: str = "const") -> dict:
-    """Writes the exported generator and returns the parity check: max |difference| against
-    PyTorch on 5 fresh latents (a batch size other than the one used to export)."""
+           noise_mode: str = "const", family=None, config=None) -> dict:
+    """Writes the exported network and returns the parity check: max |difference| against PyTorch on 5
+    fresh inputs (a batch size other than the one used to export). ``family`` (with the run's model
+    ``config``) says what the module takes and does (:meth:`Family.export_module`, ``export_inputs``);
+    without one, ``G`` is taken as a z -> image generator (a StyleGAN one when it has a mapping)."""
     if fmt not in ("torchscript", "onnx"):
         raise ConfigError(f"--format {fmt}: use torchscript or onnx")
     if noise_mode == "random":
         raise ConfigError("--noise random cannot be exported deterministically; use const or none")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = ExportedGenerator(G.cpu().eval(), truncation_psi, noise_mode).eval()
-    example = _inputs(G, 2)
-    names = ["z", "c"][:len(example)]
+    family = family if family is not None else _family_of(G)
+    module = family.export_module(G.cpu().eval(), truncation_psi, noise_mode).eval()
+
+    def inputs(n: int, seed: int) -> dict:
+        return family.export_inputs(G, n, torch.Generator().manual_seed(seed), config)
+
+    named = inputs(2, 0)
+    names, example = list(named), tuple(named.values())
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "torchscript":
         import warnings
@@ -82,7 +75,7 @@ def export(G, path: str | Path, fmt: str = "torchscript", truncation_psi: float 
 
         def run(*args):
             return torch.from_numpy(session.run(None, {k: a.numpy() for k, a in zip(names, args)})[0])
-    check = _inputs(G, 5, seed=1)
+    check = tuple(inputs(5, 1).values())
     diff = float((run(*check) - module(*check)).abs().max())
     return {"path": str(path), "format": fmt, "inputs": names, "max_abs_diff": diff,
             "truncation_psi": truncation_psi, "noise_mode": noise_mode}

@@ -60,12 +60,15 @@ def synthesize(G, ws: torch.Tensor, noise_mode: str = "const", seeds=None) -> to
 
 @torch.no_grad()
 def generate(G, seeds, truncation_psi: float = 1.0, class_idx: int | None = None, noise_mode: str = "const",
-             batch: int = 1, device=None) -> torch.Tensor:
+             batch: int = 1, device=None, family=None) -> torch.Tensor:
     """Images (N, C, H, W) in [-1, 1] on the CPU, one per seed.
 
     ``batch=1`` (the default, as NVIDIA's generate.py) makes each image bit-identical whatever the
     other seeds; larger batches are faster and agree to float rounding (convolution kernels
-    differ by batch size).
+    differ by batch size). A StyleGAN generator runs its mapping (with ``truncation_psi``) and its
+    synthesis (with ``noise_mode``); any other network is sampled through its ``family``
+    (``family.sample(G, 1, seed, condition=class_idx)``: the same z for a seed), or as ``G(z [, c])``
+    when no family is given.
 
     Example:
         >>> G = gankit.load("runs/quickstart")                   # doctest: +SKIP
@@ -73,6 +76,9 @@ def generate(G, seeds, truncation_psi: float = 1.0, class_idx: int | None = None
     """
     check_style_options(G, truncation_psi, noise_mode)
     seeds = [int(s) for s in seeds]
+    if family is not None and not is_style_generator(G):
+        class_labels(G, class_idx, 1, "cpu")  # the class is checked as below
+        return torch.cat([family.sample(G, 1, s, condition=class_idx).cpu() for s in seeds])
     device = torch.device(device or next(G.parameters()).device)
     z = seed_latents(G, seeds)
     out = []

@@ -579,6 +579,8 @@ class Trainer:
             bs = self._scheduled_batch(self.cur_nimg)
             if bs != self.batch_size:
                 self.batch_size = self.order.batch_size = bs
+                if self.prefetch is not None:
+                    self.prefetch.drop()
             if sched.callback is not None:
                 sched.callback(self.modules)
         self._set_lr(total, sched.lr_factor if sched is not None else 1.0)

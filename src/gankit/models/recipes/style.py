@@ -162,6 +162,8 @@ class StyleFamily(Family):
     """What the StyleGAN families share: class labels from the data when conditional, the style
     recipe (:func:`style_phases`), the lazy Adam correction and a truncation strip at the end."""
 
+    demo_page = "style"
+
     def data_fields(self, info):
         return {**super().data_fields(info), "c_dim": info.num_classes or 0}
 
@@ -182,3 +184,20 @@ class StyleFamily(Family):
 
     def final_samples(self, G, out_dir) -> list:
         return truncation_samples(G, out_dir)
+
+    def export_module(self, G, truncation_psi: float = 1.0, noise_mode: str = "const"):
+        return StyleExport(G, truncation_psi, noise_mode)
+
+
+class StyleExport(nn.Module):
+    """z [, c] -> images in [-1, 1] through the mapping (truncation ``psi`` toward w_avg, Karras et al.
+    2019 section 2.1 / appendix B) and the synthesis with the noise mode fixed: deterministic unless
+    the noise is random."""
+
+    def __init__(self, G: nn.Module, truncation_psi: float = 1.0, noise_mode: str = "const"):
+        super().__init__()
+        self.G, self.psi, self.noise_mode = G, float(truncation_psi), noise_mode
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        ws = self.G.mapping(z, c, truncation_psi=self.psi, update_w_avg=False)
+        return self.G.synthesis(ws, noise_mode=self.noise_mode).clamp(-1, 1)

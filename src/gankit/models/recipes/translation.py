@@ -75,6 +75,9 @@ class TranslationFamily(Family):
     """Families whose inference network maps an image of domain A to domain B."""
 
     data_kinds = ("paired", "unpaired")
+    demo_page = "translation"
+    #: the directions :meth:`direction_network` serves
+    directions: tuple[str, ...] = ("AtoB",)
 
     def inference_mode(self, net):
         """The context a translation runs in (default: as the network is; pix2pix: the paper's test mode)."""
@@ -91,6 +94,19 @@ class TranslationFamily(Family):
     def translate(self, net: nn.Module, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
         """Translations of ``images`` (N, C, H, W) in [-1, 1] by ``net`` (an A -> B or B -> A generator)."""
         return run_translation(net, images, batch, self.inference_mode)
+
+    def export_module(self, net, truncation_psi: float = 1.0, noise_mode: str = "const"):
+        """``net`` in eval mode, so the export is deterministic: no dropout, batch norm's running statistics
+        (junyanz's ``--eval``); ``gankit translate`` keeps pix2pix's test-time dropout (section 3.3)."""
+        if truncation_psi != 1.0:
+            raise ConfigError("--trunc: truncation needs a mapping network; translation networks have none")
+        return TranslationExport(net)
+
+    def export_inputs(self, net, n: int, generator: torch.Generator, cfg=None) -> dict[str, torch.Tensor]:
+        """A: (n, A's channels, res, res) images in [-1, 1] (uniform noise as the example)."""
+        if cfg is None:
+            raise ConfigError("exporting a translation network needs its run's model config (for A's size)")
+        return {"A": torch.rand(n, cfg.in_channels, cfg.resolution, cfg.resolution, generator=generator) * 2 - 1}
 
     def data_fields(self, info):
         c, h, _ = info.shape
@@ -167,6 +183,20 @@ class TranslationFamily(Family):
         meta = held.meta
         return {"metric": "translation-held-out",
                 **translation_metrics(fake, truth, src, train_mean, meta.get("classes"), meta.get("undo"))}
+
+
+class TranslationExport(nn.Module):
+    """A -> B images clamped to [-1, 1], the network frozen in eval mode."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net.eval()
+
+    def train(self, mode: bool = True):  # an exported translation network stays in eval mode
+        return super().train(False)
+
+    def forward(self, A: torch.Tensor) -> torch.Tensor:
+        return self.net(A).clamp(-1, 1)
 
 
 def _truth(held, k: int) -> torch.Tensor | None:

@@ -1,0 +1,77 @@
+"""Seed spread of the quality figures: one short training per (config, seed), metrics.json's figures.
+
+    python benchmarks/quality_seeds.py [--configs pix2pix cyclegan cogan] [--seeds 0 1 2]
+        [--out benchmarks/results/quality_seeds.json]
+
+Each config is the one its quality test or docs/families.md trains (family, preset, built-in data,
+kimg); every run uses ``--train.seed SEED`` and nothing else changes. Prints each run's figures,
+then min / mean / max per figure over the seeds, and writes all rows as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+from common import write_results
+
+from gankit.training.trainer import Trainer
+
+#: name -> (family, preset, data, kimg); "-test" rows are the quality tests' shorter runs
+CONFIGS = {
+    "pix2pix": ("pix2pix", "cpu-32", "builtin:edges2shapes", 32),
+    "pix2pix-test": ("pix2pix", "cpu-32", "builtin:edges2shapes", 16),
+    "cyclegan": ("cyclegan", "cpu-digits", "builtin:digits-invert", 6),
+    "cogan": ("cogan", "cpu-digits", "builtin:digits-invert", 100),
+    "cogan-test": ("cogan", "cpu-digits", "builtin:digits-invert", 60),
+}
+
+
+def run(name: str, seed: int, threads: int) -> dict:
+    family, preset, data, kimg = CONFIGS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        tr = Trainer(family, data, tmp, preset=preset, progress=False,
+                     overrides={"train": {"kimg": kimg, "seed": seed, "tensorboard": False,
+                                          "snapshot_kimg": 10**6, "threads": threads}})
+        values = tr.run()["metric_values"]
+        seconds = time.perf_counter() - t0
+    return {"config": name, "family": family, "preset": preset, "data": data, "kimg": kimg, "seed": seed,
+            "seconds": round(seconds, 1),
+            "metrics": {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}}
+
+
+def spread(rows: list) -> dict:
+    """config -> figure -> [min, mean, max] over the seeds."""
+    out = {}
+    for name in dict.fromkeys(r["config"] for r in rows):
+        runs = [r["metrics"] for r in rows if r["config"] == name]
+        keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
+        out[name] = {k: [min(m[k] for m in runs), round(statistics.mean(m[k] for m in runs), 4),
+                         max(m[k] for m in runs)] for k in keys}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", default="benchmarks/results/quality_seeds.json")
+    args = ap.parse_args()
+    rows = []
+    for name in args.configs:
+        for seed in args.seeds:
+            r = run(name, seed, args.threads)
+            rows.append(r)
+            print(f"{name} seed {seed} ({r['seconds']} s): {r['metrics']}", flush=True)
+    summary = spread(rows)
+    for name, figs in summary.items():
+        print(name + ": " + ", ".join(f"{k} {lo}-{hi} (mean {mu})" for k, (lo, mu, hi) in figs.items()))
+    write_results(args.out, rows + [{"spread": summary}], args.threads)
+
+
+if __name__ == "__main__":
+    main()
