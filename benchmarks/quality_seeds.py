@@ -21,8 +21,8 @@ from gankit.training.trainer import Trainer
 
 #: name -> (family, preset, data, kimg); "-test" rows are the quality tests' shorter runs
 CONFIGS = {
-    "pix2pix": ("pix2pix", "cpu-32", "builtin:edges2shapes", 32),
-    "pix2pix-test": ("pix2pix", "cpu-32", "builtin:edges2shapes", 16),
+    "pix2pix": ("pix2pix", "cpu-32", "builtin:edges2shapes", 16),
+    "pix2pix-32": ("pix2pix", "cpu-32", "builtin:edges2shapes", 32),
     "cyclegan": ("cyclegan", "cpu-digits", "builtin:digits-invert", 6),
     "cogan": ("cogan", "cpu-digits", "builtin:digits-invert", 100),
     "cogan-test": ("cogan", "cpu-digits", "builtin:digits-invert", 60),

@@ -311,7 +311,8 @@ def _untrained_metrics(tr):
 
 def test_pix2pix_learns_edges2shapes(tmp_path):
     """16 kimg of cpu-32 (about 40 s): held-out L1 far below the identity and mean-image baselines, and
-    the shapes classifier sees the right shape and colour in most translations."""
+    the shapes classifier sees the right shape and colour in most translations. Seeds 0-2
+    (benchmarks/quality_seeds.py): L1 0.014-0.023, shape 79.5-88.5%, colour 80.5-90.5% (chance 27%, 26%)."""
     tr = gankit.Trainer("pix2pix", "builtin:edges2shapes", tmp_path / "run", preset="cpu-32", progress=False,
                         overrides={"train": {"kimg": 16, "tensorboard": False, "snapshot_kimg": 100}})
     m = tr.run()["metric_values"]
@@ -323,12 +324,14 @@ def test_pix2pix_learns_edges2shapes(tmp_path):
 
 def test_cogan_pairs_agree_and_are_digits(tmp_path):
     """60 kimg of cpu-digits on digits-invert: one z makes a digit and its negative (pixel agreement well
-    above unpaired samples'), and both halves are recognised as digits."""
+    above unpaired samples'), and both halves are recognised as digits. Seeds 0-2 (benchmarks/
+    quality_seeds.py): agreement 0.975-0.984 vs unpaired 0.753-0.820, recognised 0.29-0.51 (A) and
+    0.25-0.50 (B)."""
     tr = gankit.Trainer("cogan", "builtin:digits-invert", tmp_path / "run", preset="cpu-digits", progress=False,
                         overrides={"train": {"kimg": 60, "tensorboard": False, "snapshot_kimg": 100}})
     m = tr.run()["metric_values"]
     bar = lambda r: (r["pixel_agreement"] > r["pixel_agreement_unpaired"] + 0.1  # noqa: E731
-                     and r["digits_recognised_A"] > 0.25 and r["digits_recognised_B"] > 0.25)
+                     and r["digits_recognised_A"] > 0.2 and r["digits_recognised_B"] > 0.2)
     assert bar(m), m
     fresh = tr.family.networks(tr.model_cfg)
     assert not bar(tr.family.final_metrics(fresh["G"], tr.dataset, "cpu"))
@@ -336,7 +339,8 @@ def test_cogan_pairs_agree_and_are_digits(tmp_path):
 
 def test_cyclegan_learns_the_negative_of_digits(tmp_path):
     """6 kimg of cpu-digits on digits-invert (about 50 s), from unpaired halves: held-out translations
-    are close to the true negatives, keep their digit as the classifier sees it, and cycle back."""
+    are close to the true negatives, keep their digit as the classifier sees it, and cycle back.
+    Seeds 0-2: L1 0.106-0.109 (mean image 0.313), digit agreement 98.3-99.0%, cycle L1 0.098-0.099."""
     tr = gankit.Trainer("cyclegan", "builtin:digits-invert", tmp_path / "run", preset="cpu-digits", progress=False,
                         overrides={"train": {"tensorboard": False, "snapshot_kimg": 100}})
     m = tr.run()["metric_values"]
