@@ -669,6 +669,23 @@ COMMANDS = {"train": cmd_train, "generate": cmd_generate, "translate": cmd_trans
             "dataset": cmd_dataset, "bench": cmd_bench}
 
 
+def entry() -> None:
+    """The process entry point (the ``gankit`` script and ``python -m gankit``): :func:`main`, then exit.
+    A process that joined a torchrun group flushes its output and leaves with ``os._exit``: letting the
+    interpreter tear down gloo's threads aborted a process now and then after training had finished
+    ("terminate called without an active exception", twice in CI under load). Every file a run writes
+    is complete (written atomically) before main returns."""
+    import os
+
+    code = main()
+    dist = sys.modules.get("gankit.training.distributed")
+    if dist is not None and dist.joined:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -682,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
               "  project   an image into a StyleGAN's latent space (w or w+)\n"
               "  import    an NVIDIA stylegan2-ada-pytorch .pkl as a gankit run (no pickle code runs)\n"
               "  export    a generator as TorchScript or ONNX, checked against PyTorch\n"
-              "  demo      a web page for a StyleGAN or translation run (127.0.0.1 by default)\n"
+              "  demo      a web page for a run: StyleGAN toolbox, translation upload, or samples (127.0.0.1 by default)\n"
               "  eval      FID, KID, IS, precision/recall, PPL, separability of a run\n"
               "  bench     images/s, FLOP/s (share of conv2d peak) and memory per family and resolution\n"
               "  models    families and presets\n"

@@ -29,10 +29,16 @@ def env_world() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+#: whether this process joined a process group (the entry point then leaves with os._exit: see cli.entry)
+joined = False
+
+
 def init(device_type: str) -> None:
     """Joins the process group (NCCL on CUDA, gloo otherwise) unless already joined."""
+    global joined
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        joined = True
 
 
 def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> list[torch.Tensor]:

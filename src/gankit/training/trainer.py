@@ -678,10 +678,7 @@ class Trainer:
         if self.world > 1:  # every process must end with the same weights (NVIDIA's ddp consistency check)
             summary["processes"] = self.world
             summary["ranks_max_divergence"] = distributed.max_divergence(list(self.modules.values()))
-            torch.distributed.barrier()
-            # every process leaves the group together: none exits with gloo's threads still talking to the
-            # others (seen as "terminate called without an active exception" under load); what follows is local
-            torch.distributed.destroy_process_group()
+            torch.distributed.barrier()  # the last collective: what follows is this process's own
         summary["checkpoint"] = str(ckpt.list_checkpoints(self.out)[-1])
         if not main:
             return summary
