@@ -65,6 +65,14 @@ def test_samples_page_of_other_families_draws_through_the_family():
         SampleModel(gankit.create("gan", data_shape=(2,)), get_family("gan"))
 
 
+def test_demo_without_a_run_opens_the_quickstart_or_says_how_to_make_it(tmp_path, monkeypatch):
+    from .conftest import run_inproc
+
+    monkeypatch.chdir(tmp_path)  # no runs/quickstart here
+    code, _, err = run_inproc(["demo"])
+    assert code == 2 and "runs/quickstart" in err and "make run" in err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import typing
 
@@ -465,15 +466,21 @@ def cmd_export(argv: list[str]) -> int:
     return 0
 
 
+#: the run `make run` writes and `gankit demo` opens when no run is given
+QUICKSTART_RUN = "runs/quickstart"
+
+
 def cmd_demo(argv: list[str]) -> int:
     p = Parser(prog="gankit demo", description="A web page for a run (Gradio). StyleGAN runs: seed, truncation, "
                "class, noise, style mixing and interpolation; pix2pix and CycleGAN runs: an image upload, the "
                "direction and held-out examples; other image runs (GAN, DCGAN, WGAN, CoGAN): a seed and a class -> "
                "a grid of samples. Serves on 127.0.0.1 unless --host says otherwise.",
-               epilog="examples:\n  gankit demo runs/quickstart            # then open http://127.0.0.1:7860\n"
+               epilog="examples:\n  gankit demo                            # runs/quickstart (after make run); then open "
+                      "http://127.0.0.1:7860\n"
                       "  gankit demo runs/faces --port 8080",
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="run directory or checkpoint folder")
+    p.add_argument("run", nargs="?", default=QUICKSTART_RUN,
+                   help=f"run directory or checkpoint folder (default: {QUICKSTART_RUN}, which `make run` writes)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--keep-images", type=float, default=300.0, metavar="SECONDS",
@@ -482,6 +489,9 @@ def cmd_demo(argv: list[str]) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: use 1 to 65535")
     _in_range("--keep-images", args.keep_images, 1, 7 * 86400)
+    if args.run == QUICKSTART_RUN and not os.path.exists(QUICKSTART_RUN):
+        raise ConfigError(f"no run given and no {QUICKSTART_RUN} here: run `make run` first (it trains the "
+                          "Quickstart there), or give a run directory: gankit demo RUN")
     from .app.demo import serve
 
     print(f"serving {args.run} on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
@@ -675,8 +685,6 @@ def entry() -> None:
     interpreter tear down gloo's threads aborted a process now and then after training had finished
     ("terminate called without an active exception", twice in CI under load). Every file a run writes
     is complete (written atomically) before main returns."""
-    import os
-
     code = main()
     dist = sys.modules.get("gankit.training.distributed")
     if dist is not None and dist.joined:
