@@ -1,0 +1,66 @@
+"""Recipe search for the Quickstart (issue 17): StyleGAN2 ``cpu-shapes`` on ``builtin:shapes?res=32``
+with one change at a time, scored by metrics.json (shapes classifier: share of 5,000 samples whose
+shape and colour are both recognised with p >= 0.9, and the shape-colour pairs covered).
+
+    python benchmarks/quickstart_recipes.py [--variants base orig-b16 ...] [--out benchmarks/results/quickstart_recipes.json]
+
+Every run uses seed 0; the sample grids stay in ``--runs`` (default /tmp/quickstart-recipes) to look at.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from common import write_results
+
+from gankit.training.trainer import Trainer
+
+ORIG, B16 = {"g_architecture": "orig"}, {"batch_size": 16}
+#: name -> (kimg, model overrides, train overrides) on top of the cpu-shapes preset
+VARIANTS = {
+    "base-12": (12, {}, {}),
+    "r1-1-12": (12, {"r1_gamma": 1.0}, {}),
+    "r1-1-nopl-nomix-12": (12, {"r1_gamma": 1.0, "pl_weight": 0.0, "style_mixing_prob": 0.0}, {}),
+    "r1-0.01-12": (12, {"r1_gamma": 0.01}, {}),
+    "lr-0.005-12": (12, {}, {"g_lr": 0.005, "d_lr": 0.005}),
+    "orig-12": (12, ORIG, {}),
+    "channel-base-2048-12": (12, {"channel_base": 2048}, {}),
+    "b16-12": (12, {}, B16),
+    "orig-b16-12": (12, ORIG, B16),
+    "orig-b8-12": (12, ORIG, {"batch_size": 8}),
+    "orig-b16-24": (24, ORIG, B16),
+    "orig-b16-36": (36, ORIG, B16),
+    "orig-b16-dlr-0.001-24": (24, ORIG, {**B16, "d_lr": 0.001}),
+    "orig-b16-nopl-nomix-24": (24, {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}, B16),
+    "orig-b16-r1-0.5-24": (24, {**ORIG, "r1_gamma": 0.5}, B16),
+}
+
+
+def run(name: str, runs: str, threads: int) -> dict:
+    kimg, model, train = VARIANTS[name]
+    t0 = time.perf_counter()
+    tr = Trainer("stylegan2", "builtin:shapes?res=32", os.path.join(runs, name), preset="cpu-shapes", progress=False,
+                 overrides={"model": model, "train": {"kimg": kimg, "tensorboard": False, "snapshot_kimg": 10**6,
+                                                      "sample_kimg": 10**6, "threads": threads, **train}})
+    m = tr.run()["metric_values"]
+    return {"variant": name, "kimg": kimg, "model": model, "train": train, "seconds": round(time.perf_counter() - t0),
+            **{k: m[k] for k in ("recognised_share", "pairs_covered", "shapes_covered", "colours_covered")}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--runs", default="/tmp/quickstart-recipes")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", default="benchmarks/results/quickstart_recipes.json")
+    args = ap.parse_args()
+    rows = []
+    for name in args.variants:
+        rows.append(run(name, args.runs, args.threads))
+        print(rows[-1], flush=True)
+    write_results(args.out, rows, args.threads)
+
+
+if __name__ == "__main__":
+    main()
