@@ -34,6 +34,10 @@ VARIANTS = {
     "orig-b16-dlr-0.001-24": (24, ORIG, {**B16, "d_lr": 0.001}),
     "orig-b16-nopl-nomix-24": (24, {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}, B16),
     "orig-b16-r1-0.5-24": (24, {**ORIG, "r1_gamma": 0.5}, B16),
+    "orig-b16-nopl-nomix-glr-0.005-24": (24, {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}, {**B16, "g_lr": 0.005}),
+    "orig-b16-nopl-nomix-dorig-24": (24, {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0, "d_architecture": "orig"},
+                                     B16),
+    "orig-b16-nopl-nomix-48": (48, {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}, B16),
 }
 
 

@@ -51,6 +51,13 @@ def _number(value, name: str, lo: float, hi: float, whole: bool = False) -> floa
     return v
 
 
+def _seed(value) -> int:
+    """A request's seed as a whole number from 0 to MAX_SEED (a numeric string counts), or a message."""
+    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+        raise ConfigError("seed: give a whole number")
+    return int(_number(value, "seed", 0, MAX_SEED, whole=True))
+
+
 def _pil(img: torch.Tensor, min_size: int = 256):
     from ..visual import image_grid
 
@@ -67,9 +74,7 @@ class DemoModel:
         self.styles = [k for k, v in style_ranges(G).items() if v]
 
     def _check(self, seed, psi, class_idx, noise="const") -> tuple[int, float, int | None]:
-        if isinstance(seed, str) and not seed.strip().lstrip("-").isdigit():
-            raise ConfigError("seed: give a whole number")
-        seed = int(_number(seed, "seed", 0, MAX_SEED, whole=True))
+        seed = _seed(seed)
         psi = _number(psi, "truncation psi", -1.0, 2.0)
         if getattr(self.G, "c_dim", 0):
             class_idx = int(_number(class_idx if class_idx is not None else 0, "class", 0, self.G.c_dim - 1, whole=True))
@@ -128,9 +133,7 @@ class SampleModel:
     def grid(self, seed, class_idx=None):
         from ..visual import image_grid
 
-        if isinstance(seed, str) and not seed.strip().lstrip("-").isdigit():
-            raise ConfigError("seed: give a whole number")
-        seed = int(_number(seed, "seed", 0, MAX_SEED, whole=True))
+        seed = _seed(seed)
         cls = None
         if self.c_dim:
             cls = int(_number(class_idx if class_idx is not None else 0, "class", 0, self.c_dim - 1, whole=True))
