@@ -40,6 +40,26 @@ def run_main(argv) -> tuple[int, str]:
     return code, err
 
 
+def kill_after_first_checkpoint(proc: subprocess.Popen, run: Path, delay: float) -> bool:
+    """Waits (up to 120 s) for ``run``'s first checkpoint, then ``delay`` seconds more, and SIGKILLs
+    ``proc`` if it is still running; True when it was killed. Checkpoints are frequent in the callers'
+    configs, so the kill often lands mid-write."""
+    import signal
+    import time
+
+    from gankit.training import checkpoint as ckpt
+
+    deadline = time.time() + 120
+    while not ckpt.list_checkpoints(run) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(delay)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    return killed
+
+
 def write_image(path: Path, size=(16, 16), mode="RGB", seed=0, fmt=None):
     rng = np.random.default_rng(seed)
     channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode] if mode in ("RGB", "RGBA", "L") else 3

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from gankit.errors import CheckpointError
 from gankit.training import checkpoint as ckpt
 from gankit.training.trainer import Trainer
+from .conftest import kill_after_first_checkpoint
 
 NO_EXTRAS = {"tensorboard": False}
 
@@ -73,14 +74,7 @@ def test_sigkill_at_any_point_then_resume_is_bitwise_identical(tmp_path):
         resume = ["--resume"] if (run / "config.json").exists() else []
         p = cli(RESUME_ARGS + ["--out", str(run)] + resume)
         # kill at a random moment after the first checkpoint exists (checkpoints every 0.4 kimg, so often mid-write)
-        deadline = time.time() + 120
-        while not ckpt.list_checkpoints(run) and time.time() < deadline and p.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait(timeout=60)
+        kills += kill_after_first_checkpoint(p, run, rng.uniform(0.0, 1.5))
         for c in ckpt.list_checkpoints(run):  # every checkpoint left behind is complete and loadable
             load_file(str(c / "model.safetensors"))
             ckpt.load_state(c)

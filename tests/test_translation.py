@@ -2,10 +2,8 @@
 the image pool, dataset layouts and checks, exact resume with the pool, processes, translate."""
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from gankit.models.cyclegan import ImagePool
 from gankit.nn.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator, receptive_field
 from gankit.training import checkpoint as ckpt
 
+from .conftest import kill_after_first_checkpoint
 from .conftest import run_inproc as run_main
 
 
@@ -208,14 +207,7 @@ def test_cyclegan_sigkill_then_resume_is_bitwise_identical_pool_included(tmp_pat
     run, kills, rng = tmp_path / "killed", 0, random.Random(7)
     for _ in range(2):
         p = _cli(args + ["--out", run] + (["--resume"] if (run / "config.json").exists() else []))
-        deadline = time.time() + 120
-        while not ckpt.list_checkpoints(run) and time.time() < deadline and p.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.2, 1.0))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait(timeout=60)
+        kills += kill_after_first_checkpoint(p, run, rng.uniform(0.2, 1.0))
     assert kills >= 1
     p = _cli(args + ["--out", run, "--resume"])
     assert p.wait(timeout=300) == 0, p.stderr.read()
