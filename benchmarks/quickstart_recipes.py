@@ -17,6 +17,7 @@ from common import write_results
 from gankit.training.trainer import Trainer
 
 ORIG, B16 = {"g_architecture": "orig"}, {"batch_size": 16}
+BEST = {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}  # the best of the first search ("B")
 #: name -> (kimg, model overrides, train overrides) on top of the cpu-shapes preset
 VARIANTS = {
     "base-12": (12, {}, {}),
@@ -38,6 +39,12 @@ VARIANTS = {
     "orig-b16-nopl-nomix-dorig-24": (24, {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0, "d_architecture": "orig"},
                                      B16),
     "orig-b16-nopl-nomix-48": (48, {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}, B16),
+    "B-r1-0.02-24": (24, {**BEST, "r1_gamma": 0.02}, B16),
+    "B-r1-0.5-24": (24, {**BEST, "r1_gamma": 0.5}, B16),
+    "B-cb2048-24": (24, {**BEST, "channel_base": 2048}, B16),
+    "B-lr-0.001-24": (24, BEST, {**B16, "g_lr": 0.001, "d_lr": 0.001}),
+    "B-maplr-0.1-24": (24, {**BEST, "mapping_lr_mul": 0.1}, B16),
+    "B-b32-24": (24, BEST, {}),
 }
 
 

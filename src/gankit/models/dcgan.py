@@ -15,10 +15,10 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from ..config import Channels, Choice, Resolution, Size
+from ..config import Channels, Choice, Interval, Resolution, Size
 from ..errors import ConfigError
 from ..losses import Loss
-from ..nn import activation, normal_init
+from ..nn import activation, normal_init, packed
 from ..registry import register
 from .family import Family, check_power_of_two
 from .recipes import adversarial_phases
@@ -34,6 +34,7 @@ class DCGANConfig:
     max_channels: Size = 1024
     g_norm: Annotated[str, Choice(("batch", "none"))] = "batch"  # batch | none
     d_norm: Annotated[str, Choice(("batch", "layer", "none"))] = "batch"  # batch | layer | none (WGAN critics drop batch norm)
+    pack: Interval = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = no packing
     loss: Loss = "nonsaturating"
 
 
@@ -118,8 +119,8 @@ class DCGAN(Family):
 
     def build(self, cfg: DCGANConfig):
         G = Generator(cfg.resolution, cfg.channels, cfg.z_dim, cfg.ngf, cfg.max_channels, cfg.g_norm)
-        D = Discriminator(cfg.resolution, cfg.channels, cfg.ndf, cfg.max_channels, cfg.d_norm)
-        return {"G": G, "D": D}
+        D = Discriminator(cfg.resolution, cfg.channels * cfg.pack, cfg.ndf, cfg.max_channels, cfg.d_norm)
+        return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: DCGANConfig, nets, train):
         return adversarial_phases(cfg.loss, n_critic=train.n_critic)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import Choice, Interval, Range, Size
 from ..losses import Loss
-from ..nn import MLP
+from ..nn import MLP, packed
 from ..registry import register
 from .family import Family
 from .recipes import adversarial_phases
@@ -34,17 +34,20 @@ class GANConfig:
     d_act: Annotated[str, Choice(("maxout", "relu", "lrelu"))] = "maxout"  # maxout | relu | lrelu
     maxout_pieces: Interval = 5
     d_dropout: Annotated[float, Range(0.0, 0.99)] = 0.5
+    g_norm: Annotated[str, Choice(("none", "batch"))] = "none"  # none | batch (PacGAN's toy G)
+    init_std: Annotated[float, Range(0.0, 1.0)] = 0.0  # weights ~ N(0, std), biases 0; 0 = PyTorch's default init
+    pack: Interval = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = no packing
     loss: Loss = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wasserstein
 
 
 class Generator(nn.Module):
     """z (B, z_dim) -> sample (B, *data_shape); tanh output for images, linear for vectors."""
 
-    def __init__(self, data_shape=(1, 28, 28), z_dim=100, hidden=(1200, 1200), act="relu"):
+    def __init__(self, data_shape=(1, 28, 28), z_dim=100, hidden=(1200, 1200), act="relu", norm="none"):
         super().__init__()
         self.z_dim, self.data_shape = z_dim, tuple(data_shape)
         out_act = "tanh" if len(self.data_shape) == 3 else "identity"
-        self.net = MLP((z_dim, *hidden, math.prod(self.data_shape)), act=act, out_act=out_act)
+        self.net = MLP((z_dim, *hidden, math.prod(self.data_shape)), act=act, out_act=out_act, norm=norm)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.data_shape)
@@ -53,12 +56,21 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """sample (B, *data_shape) -> logit (B,)."""
 
-    def __init__(self, data_shape=(1, 28, 28), hidden=(240, 240), act="maxout", pieces=5, dropout=0.5):
+    def __init__(self, data_shape=(1, 28, 28), hidden=(240, 240), act="maxout", pieces=5, dropout=0.5, pack=1):
         super().__init__()
-        self.net = MLP((math.prod(data_shape), *hidden, 1), act=act, pieces=pieces, dropout=dropout)
+        self.net = MLP((math.prod(data_shape) * pack, *hidden, 1), act=act, pieces=pieces, dropout=dropout)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x.flatten(1)).squeeze(1)
+
+
+def init_linear(net: nn.Module, std: float) -> None:
+    """Linear weights ~ N(0, std) and biases 0 (PacGAN's toy code: IsotropicGaussian(0.02)); batch norm keeps (1, 0)."""
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 @register("gan")
@@ -70,6 +82,15 @@ class GAN(Family):
     data_kinds = ("vector", "image")
     train_defaults = {"optimizer": "sgd", "g_lr": 0.1, "d_lr": 0.1, "momentum": 0.5, "batch_size": 100}
     presets = {
+        # PacGAN's 2D-grid networks and optimizer (fjxmlzn/PacGAN synthetic_data_experiments/2DGrid_GAN&PacGAN)
+        "pacgan-toy": {"model": {"z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_norm": "batch",
+                                 "d_hidden": (200, 200, 200), "d_act": "maxout", "maxout_pieces": 5, "d_dropout": 0.0,
+                                 "init_std": 0.02},
+                       "train": {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.8, 0.999),
+                                 "batch_size": 100, "kimg": 40000},
+                       "doc": "PacGAN's toy networks: G 4 x 400 ReLU + batch norm, D 3 maxout layers x 200 (5 pieces), "
+                              "Adam 1e-4 beta1 0.8, batch 100, z in R^2, 400 epochs of 100k points; with --model.pack m "
+                              "PacGAN's batch is 100 packs, so set --train.batch-size 100*m"},
         # small and quick on 2 CPU cores: the 2D ring / grid mixtures
         "cpu-toy": {"model": {"z_dim": 2, "g_hidden": (128, 128, 128), "d_hidden": (128, 128, 128), "d_act": "relu",
                               "d_dropout": 0.0},
@@ -85,9 +106,12 @@ class GAN(Family):
         return {"data_shape": tuple(info.shape)}
 
     def build(self, cfg: GANConfig):
-        G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act)
-        D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout)
-        return {"G": G, "D": D}
+        G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act, cfg.g_norm)
+        D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout, cfg.pack)
+        if cfg.init_std > 0:
+            for net in (G, D):
+                init_linear(net, cfg.init_std)
+        return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: GANConfig, nets, train):
         return adversarial_phases(cfg.loss, n_critic=train.n_critic)

@@ -32,7 +32,8 @@ from torch import nn
 
 from ..config import Channels, Choice, Count, Fraction, Interval, Layers, Positive, Range, Resolution, Size
 from ..errors import ConfigError
-from ..nn import (EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, NoiseInput, bias_act, modulated_conv2d)
+from ..nn import (EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, NoiseInput, bias_act, modulated_conv2d,
+                  packed)
 from ..nn.precision import block_context, fp16_active, fp16_resolution, to_block
 from ..nn.resample import setup_filter, upsample2d, downsample2d
 from ..registry import register
@@ -64,6 +65,7 @@ class StyleGAN2Config:
     num_fp16_res: Layers = 0  # the N highest resolutions in fp16 on CUDA (StyleGAN2-ADA uses 4, with conv_clamp 256)
     mbstd_group: Count = 4  # minibatch stddev group size
     mbstd_channels: Size = 1
+    pack: Interval = 1  # PacGAN (Lin et al. 2018): D judges packs of this many images; 1 = no packing
     r1_gamma: float = 10.0  # R1 weight gamma (config F at 1024 px)
     d_reg_interval: Interval = 16  # lazy R1 every N minibatches; 1 = R1 in every D step (not lazy)
     pl_weight: float = 2.0  # path length regularization weight (section 3.2); 0 = off
@@ -428,6 +430,9 @@ class StyleGAN2(StyleFamily):
         if cfg.num_fp16_res > 0 and not cfg.conv_clamp:
             raise ConfigError("--model.num-fp16-res needs --model.conv-clamp (StyleGAN2-ADA uses 256) so fp16 "
                               "activations cannot overflow")
+        if cfg.pack > 1 and cfg.conditional:
+            raise ConfigError("--model.pack: PacGAN packing takes an unconditional D; drop --model.conditional or "
+                              "set --model.pack 1")
 
     def build(self, cfg: StyleGAN2Config):
         clamp = cfg.conv_clamp or None
@@ -439,7 +444,7 @@ class StyleGAN2(StyleFamily):
                                         "architecture": cfg.g_architecture, "resample_filter": cfg.resample_filter,
                                         "conv_clamp": clamp, "demodulate": cfg.demodulate,
                                         "num_fp16_res": cfg.num_fp16_res})
-        D = Discriminator(c_dim, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.channel_base, cfg.channel_max,
-                          cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp,
+        D = Discriminator(c_dim, cfg.resolution, cfg.channels * cfg.pack, cfg.d_architecture, cfg.channel_base,
+                          cfg.channel_max, cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp,
                           num_fp16_res=cfg.num_fp16_res)
-        return {"G": G, "D": D}
+        return {"G": G, "D": packed(D, cfg.pack)}

@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import Annotated
 
-from ..config import Choice, Size
+from ..config import Choice, Interval, Size
 from ..losses import clip_weights
 from ..registry import register
 from .recipes import adversarial_phases
@@ -31,6 +31,7 @@ class WGANConfig:
     mlp_hidden: tuple[Size, ...] = (512, 512, 512)
     d_norm: Annotated[str, Choice(("none", "layer", "batch"))] = "none"  # critic normalization for the dcgan arch: none | layer
     clip: float = 0.01  # Algorithm 1, c
+    pack: Interval = 1  # PacGAN (Lin et al. 2018): the critic judges packs of this many samples; 1 = no packing
 
 
 @register("wgan")

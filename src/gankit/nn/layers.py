@@ -40,10 +40,14 @@ class MLP(nn.Sequential):
         pieces: maxout pieces per unit (used when ``act == "maxout"``).
         dropout: dropout probability applied to the input of every layer but the first.
         out_act: activation after the last layer.
+        norm: "none", or "batch": batch norm between each hidden linear layer (then bias-free) and its
+            activation (PacGAN's toy generator).
     """
 
     def __init__(self, sizes: Sequence[int], act: str = "relu", pieces: int = 5, dropout: float = 0.0,
-                 out_act: str = "identity"):
+                 out_act: str = "identity", norm: str = "none"):
+        if norm not in ("none", "batch"):
+            raise ConfigError(f"unknown MLP normalization '{norm}'; use none or batch")
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             last = i == len(sizes) - 2
@@ -51,10 +55,46 @@ class MLP(nn.Sequential):
                 layers.append(nn.Dropout(dropout))
             if act == "maxout" and not last:
                 layers.append(Maxout(a, b, pieces))
+            elif norm == "batch" and not last:
+                layers += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), activation(act)]
             else:
                 layers.append(nn.Linear(a, b))
                 layers.append(activation(out_act if last else act))
         super().__init__(*layers)
+
+
+def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN (Lin et al. 2018, section 3): m consecutive samples joined along the first feature
+    axis, (B, C, ...) -> (B / m, m C, ...), so one discriminator input judges m samples at once.
+    m = 1 returns ``x`` itself."""
+    if m == 1:
+        return x
+    if x.shape[0] % m:
+        raise ConfigError(f"PacGAN packing: --model.pack {m} does not divide a batch of {x.shape[0]} samples; "
+                          f"use a --train.batch-size (and --train.batch-gpu) that {m} divides")
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+
+
+class Packed(nn.Module):
+    """A discriminator that judges packs of ``m`` samples (PacGAN, Lin et al. 2018): ``net`` is
+    built for ``m`` times the data's channels (or features) and sees :func:`pack` of its input.
+    It returns one output per pack; every real pack holds only reals and every fake pack only fakes."""
+
+    def __init__(self, net: nn.Module, m: int):
+        super().__init__()
+        self.net, self.m = net, m
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if c is None:
+            return self.net(pack(x, self.m))
+        if c.numel():
+            raise ConfigError("PacGAN packing (--model.pack) takes unconditional discriminators only")
+        return self.net(pack(x, self.m), c[:x.shape[0] // self.m])
+
+
+def packed(net: nn.Module, m: int) -> nn.Module:
+    """``net`` itself for m = 1 (same parameters and checkpoint names as without packing), else :class:`Packed`."""
+    return net if m == 1 else Packed(net, m)
 
 
 class MinibatchStd(nn.Module):

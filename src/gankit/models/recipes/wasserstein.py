@@ -3,6 +3,7 @@ vectors, and the data handling of :class:`WassersteinFamily`."""
 from __future__ import annotations
 
 from ...errors import ConfigError
+from ...nn import packed
 from .. import dcgan, gan
 from ..family import Family, check_power_of_two
 
@@ -19,12 +20,12 @@ def build_pair(cfg):
     """The WGAN families' networks: DCGAN's for images, MLPs for vectors (shared with wgan-gp)."""
     if resolve_arch(cfg) == "mlp":
         G = gan.Generator(cfg.data_shape, cfg.z_dim, cfg.mlp_hidden, "relu")
-        D = gan.Discriminator(cfg.data_shape, cfg.mlp_hidden, "relu", dropout=0.0)
-        return G, D
+        D = gan.Discriminator(cfg.data_shape, cfg.mlp_hidden, "relu", dropout=0.0, pack=cfg.pack)
+        return G, packed(D, cfg.pack)
     c, res, _ = cfg.data_shape
     G = dcgan.Generator(res, c, cfg.z_dim, cfg.ngf, cfg.max_channels, "batch")
-    D = dcgan.Discriminator(res, c, cfg.ndf, cfg.max_channels, cfg.d_norm)
-    return G, D
+    D = dcgan.Discriminator(res, c * cfg.pack, cfg.ndf, cfg.max_channels, cfg.d_norm)
+    return G, packed(D, cfg.pack)
 
 
 class WassersteinFamily(Family):

@@ -1,0 +1,74 @@
+"""PacGAN packing (Lin et al. 2018): ``--model.pack m`` makes D judge m samples at once."""
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gankit.errors import ConfigError
+from gankit.api import get_family
+from gankit.nn import Packed, pack, packed
+from gankit.training.trainer import Trainer
+
+
+def test_pack_joins_consecutive_samples_along_the_feature_axis():
+    x = torch.randn(6, 3, 4, 4)
+    p = pack(x, 3)
+    assert p.shape == (2, 9, 4, 4)
+    assert torch.equal(p[1, 3:6], x[4]) and torch.equal(p[0, :3], x[0])
+    assert pack(x, 1) is x
+    v = torch.randn(4, 2)
+    assert torch.equal(pack(v, 2), torch.stack([torch.cat([v[0], v[1]]), torch.cat([v[2], v[3]])]))
+
+
+def test_a_batch_the_pack_does_not_divide_names_the_options():
+    with pytest.raises(ConfigError, match=r"--model.pack 4 .*--train.batch-size"):
+        pack(torch.randn(6, 2), 4)
+
+
+def test_a_pack_of_one_is_the_unpacked_discriminator_bitwise():
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    assert packed(D, 1) is D  # same parameters, same checkpoint names
+    x = torch.randn(10, 2, requires_grad=True)
+    a = D(x)
+    (ga,) = torch.autograd.grad(a.sum(), x)
+    b = Packed(D, 1)(x)
+    (gb,) = torch.autograd.grad(b.sum(), x)
+    assert torch.equal(a, b) and torch.equal(ga, gb)
+
+
+def _run(path, extra):
+    tr = Trainer("gan", "builtin:grid25?n=1000", path, preset="pacgan-toy", progress=False,
+                 overrides={"model": {"g_hidden": (32, 32), "d_hidden": (16, 16), **extra},
+                            "train": {"kimg": 0.4, "batch_size": 40, "tensorboard": False, "metrics": False,
+                                      "snapshot_kimg": 10**6, "sample_kimg": 10**6}})
+    tr.run()
+    ckpt = sorted((path / "checkpoints").iterdir())[-1]
+    return load_file(ckpt / "model.safetensors")
+
+
+def test_training_with_pack_one_equals_training_without_the_option_bitwise(tmp_path):
+    a, b = _run(tmp_path / "plain", {}), _run(tmp_path / "pack1", {"pack": 1})
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+    c = _run(tmp_path / "pack2", {"pack": 2})  # and packing changes what is learned
+    assert c["D.net.net.0.linear.weight"].shape[1] == 2 * a["D.net.0.linear.weight"].shape[1]
+    assert not torch.equal(c["G.net.0.weight"], a["G.net.0.weight"])
+
+
+@pytest.mark.parametrize("family,data,model", [
+    ("gan", (2,), {"g_hidden": (8,), "d_hidden": (8,)}),
+    ("dcgan", (3, 8, 8), {"ngf": 4, "ndf": 4, "z_dim": 4}),
+    ("wgan-gp", (3, 8, 8), {"ngf": 4, "ndf": 4, "z_dim": 4}),
+    ("wgan-gp", (2,), {"mlp_hidden": (8,), "z_dim": 2}),
+    ("stylegan2", (3, 8, 8), {"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64, "channel_max": 8}),
+])
+def test_every_packing_family_builds_a_discriminator_of_packs(family, data, model):
+    fam = get_family(family)
+    fields = {"data_shape": data} if family in ("gan", "wgan-gp") else {"resolution": data[1], "channels": data[0]}
+    nets = fam.build(fam.config({**model, **fields, "pack": 2}))
+    x = torch.randn(8, *data, requires_grad=True)
+    out = nets["D"](x) if family != "stylegan2" else nets["D"](x, torch.zeros(8, 0))
+    assert out.shape[0] == 4  # one judgement per pack of two
+    (g,) = torch.autograd.grad(out.sum(), x)
+    assert (g.flatten(1).abs().sum(1) > 0).all()  # every sample of every pack reaches D
