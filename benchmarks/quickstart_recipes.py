@@ -18,6 +18,7 @@ from gankit.training.trainer import Trainer
 
 ORIG, B16 = {"g_architecture": "orig"}, {"batch_size": 16}
 BEST = {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}  # the best of the first search ("B")
+C = {**BEST, "r1_gamma": 0.01}  # B with a lower R1 weight (0.02 beat 0.1 and 0.5)
 #: name -> (kimg, model overrides, train overrides) on top of the cpu-shapes preset
 VARIANTS = {
     "base-12": (12, {}, {}),
@@ -45,6 +46,12 @@ VARIANTS = {
     "B-lr-0.001-24": (24, BEST, {**B16, "g_lr": 0.001, "d_lr": 0.001}),
     "B-maplr-0.1-24": (24, {**BEST, "mapping_lr_mul": 0.1}, B16),
     "B-b32-24": (24, BEST, {}),
+    "C-24": (24, C, B16),
+    "C-decay-24": (24, C, {**B16, "lr_schedule": "linear-decay", "lr_decay_start": 0.5}),
+    "C-ema5-24": (24, C, {**B16, "ema_kimg": 5.0, "ema_rampup": 0.2}),
+    "C-cb2048-24": (24, {**C, "channel_base": 2048}, B16),
+    "C-b32-24": (24, C, {}),
+    "C-lr-0.001-24": (24, C, {**B16, "g_lr": 0.001, "d_lr": 0.001}),
 }
 
 

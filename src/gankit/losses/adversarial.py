@@ -86,13 +86,14 @@ def _get(name: str) -> LossPair:
 
 
 def d_loss(name: str, real: Tensor, fake: Tensor) -> Tensor:
-    """Discriminator loss ``name`` for real and fake outputs."""
-    return _get(name).d(real, fake)
+    """Discriminator loss ``name`` for real and fake outputs (computed in fp32 whatever their dtype:
+    under bf16 or fp16 autocast the logits arrive in half precision)."""
+    return _get(name).d(real.float(), fake.float())
 
 
 def g_loss(name: str, fake: Tensor) -> Tensor:
-    """Generator loss ``name`` for the discriminator's outputs on fakes."""
-    return _get(name).g(fake)
+    """Generator loss ``name`` for the discriminator's outputs on fakes (in fp32, as :func:`d_loss`)."""
+    return _get(name).g(fake.float())
 
 
 # ----------------------------------------------------------------------------- image-to-image convention
@@ -101,6 +102,7 @@ GanMode = Annotated[str, Choice(("vanilla", "lsgan"))]
 
 
 def _target(mode: str, out: Tensor, real: bool) -> Tensor:
+    out = out.float()  # in fp32 under half-precision autocast, as d_loss
     if mode == "vanilla":  # binary cross-entropy with the logit: -log sig(x) for real, -log(1 - sig(x)) for fake
         return F.softplus(-out).mean() if real else F.softplus(out).mean()
     if mode == "lsgan":  # squared distance to the target 1 (real) or 0 (fake)
