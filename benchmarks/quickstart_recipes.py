@@ -19,6 +19,8 @@ from gankit.training.trainer import Trainer
 ORIG, B16 = {"g_architecture": "orig"}, {"batch_size": 16}
 BEST = {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}  # the best of the first search ("B")
 C = {**BEST, "r1_gamma": 0.01}  # B with a lower R1 weight (0.02 beat 0.1 and 0.5)
+D = {**BEST, "r1_gamma": 0.05}  # between; every D row decays the learning rate over the second half
+DECAY = {**B16, "lr_schedule": "linear-decay", "lr_decay_start": 0.5}
 #: name -> (kimg, model overrides, train overrides) on top of the cpu-shapes preset
 VARIANTS = {
     "base-12": (12, {}, {}),
@@ -52,6 +54,14 @@ VARIANTS = {
     "C-cb2048-24": (24, {**C, "channel_base": 2048}, B16),
     "C-b32-24": (24, C, {}),
     "C-lr-0.001-24": (24, C, {**B16, "g_lr": 0.001, "d_lr": 0.001}),
+    "D-24": (24, D, DECAY),
+    "D-pack2-24": (24, {**D, "pack": 2}, DECAY),
+    "D-nonoise-24": (24, {**D, "use_noise": False}, DECAY),
+    "D-mbstd8-24": (24, {**D, "mbstd_group": 8}, DECAY),
+    "D-b32-24": (24, D, {**DECAY, "batch_size": 32}),
+    "D-48": (48, D, DECAY),
+    "D-pack2-72": (72, {**D, "pack": 2}, {**DECAY, "snapshot_kimg": 24}),
+    "D-pack2-nonoise-72": (72, {**D, "pack": 2, "use_noise": False}, {**DECAY, "snapshot_kimg": 24}),
 }
 
 

@@ -60,6 +60,7 @@ class StyleGAN2Config:
     g_architecture: Architecture = "skip"  # orig | skip | resnet (section 4.1; skip G is the paper's choice)
     d_architecture: Architecture = "resnet"  # orig | skip | resnet (residual D is the paper's choice)
     demodulate: bool = True  # weight demodulation (section 2.2); false = modulation only
+    use_noise: bool = True  # per-pixel noise inputs (StyleGAN section 3.2); false drops them (NVIDIA's use_noise)
     resample_filter: tuple[Annotated[int, Range(1, 1 << 16)], ...] = (1, 3, 3, 1)
     conv_clamp: float = 0.0  # clamp conv outputs to +-X (StyleGAN2-ADA uses 256 with fp16); 0 = off
     num_fp16_res: Layers = 0  # the N highest resolutions in fp16 on CUDA (StyleGAN2-ADA uses 4, with conv_clamp 256)
@@ -139,13 +140,14 @@ class SynthesisBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter=(1, 3, 3, 1),
-                 conv_clamp: float | None = None, demodulate: bool = True, use_fp16: bool = False):
+                 conv_clamp: float | None = None, demodulate: bool = True, use_fp16: bool = False,
+                 use_noise: bool = True):
         super().__init__()
         self.in_channels, self.resolution, self.is_last, self.architecture = in_channels, resolution, is_last, architecture
         self.use_fp16 = use_fp16  # StyleGAN2-ADA mixed precision (gankit.nn.precision)
         self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
         kw = dict(w_dim=w_dim, resolution=resolution, resample_filter=resample_filter, conv_clamp=conv_clamp,
-                  demodulate=demodulate)
+                  demodulate=demodulate, use_noise=use_noise)
         self.num_conv = 0
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))  # learned 4x4 input
@@ -442,7 +444,7 @@ class StyleGAN2(StyleFamily):
                                       "w_avg_beta": cfg.w_avg_beta},
                       synthesis_kwargs={"channel_base": cfg.channel_base, "channel_max": cfg.channel_max,
                                         "architecture": cfg.g_architecture, "resample_filter": cfg.resample_filter,
-                                        "conv_clamp": clamp, "demodulate": cfg.demodulate,
+                                        "conv_clamp": clamp, "demodulate": cfg.demodulate, "use_noise": cfg.use_noise,
                                         "num_fp16_res": cfg.num_fp16_res})
         D = Discriminator(c_dim, cfg.resolution, cfg.channels * cfg.pack, cfg.d_architecture, cfg.channel_base,
                           cfg.channel_max, cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp,
