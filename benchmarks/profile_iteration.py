@@ -16,7 +16,6 @@ import os
 import tempfile
 import time
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 from common import write_results
