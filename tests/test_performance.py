@@ -232,3 +232,49 @@ def test_bench_command_writes_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "gankit", "bench", "dcgan", "--preset", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--preset nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ----------------------------------------------------------------------------- multi-tensor optimizer and EMA
+@pytest.mark.parametrize("kind,extra", [("adam", {"betas": (0.0, 0.99)}), ("rmsprop", {"momentum": 0.9}),
+                                        ("sgd", {"momentum": 0.5})])
+def test_the_multi_tensor_optimizers_step_bitwise_as_the_per_tensor_loop(kind, extra):
+    from gankit.training.config import TrainConfig
+    from gankit.training.trainer import make_optimizer
+
+    cfg = TrainConfig(optimizer=kind, **extra)
+    shapes = [(32, 16, 3, 3), (32,), (3, 32), (7,)]
+    start = [torch.randn(s, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(shapes)]
+    runs = []
+    for build in (lambda p: make_optimizer(p, cfg, 0.01, ratio=16 / 17),
+                  lambda p: {"adam": torch.optim.Adam(p, lr=0.01, betas=tuple(b ** (16 / 17) for b in cfg.betas),
+                                                      eps=cfg.eps, foreach=False),
+                             "rmsprop": torch.optim.RMSprop(p, lr=0.01, momentum=0.9, eps=cfg.eps, foreach=False),
+                             "sgd": torch.optim.SGD(p, lr=0.01, momentum=0.5, foreach=False)}[kind]):
+        params = [t.clone().requires_grad_(True) for t in start]
+        opt, g = build(params), torch.Generator().manual_seed(9)
+        for _ in range(5):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+        runs.append(params)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert not torch.equal(runs[0][0], start[0])
+
+
+def test_the_multi_tensor_ema_is_bitwise_the_per_tensor_update():
+    import copy
+
+    from gankit.training.ema import update_ema
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
+    ema = copy.deepcopy(net)
+    net(torch.randn(16, 4))  # moves the batch-norm statistics
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape))
+    want = [pe.lerp(p, 1 - 0.9) for pe, p in zip(ema.parameters(), net.parameters())]
+    update_ema(ema, net, 0.9)
+    assert all(torch.equal(a, b) for a, b in zip(ema.parameters(), want))
+    assert all(torch.equal(a, b) for a, b in zip(ema.buffers(), net.buffers()))
+    update_ema(ema, net, 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(ema.parameters(), net.parameters()))
