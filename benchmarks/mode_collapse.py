@@ -30,13 +30,14 @@ from gankit.training.trainer import Trainer
 GRID, STACKED = "builtin:grid25?n=100000", "builtin:stacked-digits?res=16&n=20000"
 
 
-def _pac(m: int, kimg: float) -> tuple:
-    return ("gan", "pacgan-toy", GRID, kimg, {"pack": m}, {"batch_size": 100 * m})
+def _pac(m: int, kimg: float, preset: str = "pacgan-toy") -> tuple:
+    return ("gan", preset, GRID, kimg, {"pack": m}, {"batch_size": 100 * m})
 
 
 #: name -> (family, preset, data, kimg, model overrides, train overrides)
 ROWS = {
-    **{f"grid-gan-pac{m}": _pac(m, 500) for m in (1, 2, 3, 4)},  # 1.25% of PacGAN's 40,000 kimg
+    **{f"grid-gan-pac{m}": _pac(m, 500 * m) for m in (1, 2, 3, 4)},  # 5,000 iterations: 1.25% of PacGAN's 400,000
+    **{f"grid-gan-cpu-pac{m}": _pac(m, 500 * m, "cpu-pacgan") for m in (1, 2, 3, 4)},
     "grid-gan-cpu-toy": ("gan", "cpu-toy", GRID, 300, {}, {}),
     "grid-wgan-cpu-toy": ("wgan", "cpu-toy", GRID, 300, {}, {}),
     "grid-wgan-gp-cpu-toy": ("wgan-gp", "cpu-toy", GRID, 800, {}, {}),

@@ -91,6 +91,14 @@ class GAN(Family):
                        "doc": "PacGAN's toy networks: G 4 x 400 ReLU + batch norm, D 3 maxout layers x 200 (5 pieces), "
                               "Adam 1e-4 beta1 0.8, batch 100, z in R^2, 400 epochs of 100k points; with --model.pack m "
                               "PacGAN's batch is 100 packs, so set --train.batch-size 100*m"},
+        # PacGAN's networks in 1.25% of its steps: 10x the learning rate, then a linear decay
+        "cpu-pacgan": {"model": {"z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_norm": "batch",
+                                 "d_hidden": (200, 200, 200), "d_act": "maxout", "maxout_pieces": 5, "d_dropout": 0.0,
+                                 "init_std": 0.02},
+                       "train": {"optimizer": "adam", "g_lr": 1e-3, "d_lr": 1e-3, "betas": (0.8, 0.999),
+                                 "batch_size": 100, "lr_schedule": "linear-decay", "lr_decay_start": 0.3, "kimg": 500},
+                       "doc": "pacgan-toy's networks for 5,000 steps (PacGAN: 400,000): Adam 1e-3 beta1 0.8, linear "
+                              "decay from 30%; with --model.pack m use --train.batch-size 100*m and --kimg 500*m"},
         # small and quick on 2 CPU cores: the 2D ring / grid mixtures
         "cpu-toy": {"model": {"z_dim": 2, "g_hidden": (128, 128, 128), "d_hidden": (128, 128, 128), "d_act": "relu",
                               "d_dropout": 0.0},
