@@ -25,13 +25,11 @@ def ema_beta(batch_size: int, cur_nimg: int, ema_kimg: float, ema_rampup: float)
 
 @torch.no_grad()
 def update_ema(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
-    """G_ema <- beta G_ema + (1 - beta) G for parameters; buffers (batch-norm statistics) are copied.
-    One multi-tensor call each (bitwise the per-tensor ``lerp_`` / ``copy_``, without a Python loop of small ops)."""
-    ema, src = list(G_ema.parameters()), list(G.parameters())
-    if beta == 0.0:
-        torch._foreach_copy_(ema, src)
-    else:
-        torch._foreach_lerp_(ema, src, 1.0 - beta)
-    buf_ema, buf = list(G_ema.buffers()), list(G.buffers())
-    if buf_ema:
-        torch._foreach_copy_(buf_ema, buf)
+    """G_ema <- beta G_ema + (1 - beta) G for parameters; buffers (batch-norm statistics) are copied."""
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        if beta == 0.0:
+            p_ema.copy_(p)
+        else:
+            p_ema.lerp_(p, 1.0 - beta)
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)

@@ -102,18 +102,14 @@ def pick_device(name: str) -> torch.device:
 
 def make_optimizer(params, cfg: TrainConfig, lr: float, ratio: float = 1.0) -> torch.optim.Optimizer:
     """The configured optimizer; ``ratio`` < 1 is the lazy-regularization correction of Adam
-    (lr * ratio, betas ** ratio; StyleGAN2 section 3.1 / StyleGAN2-ADA's mb_ratio).
-
-    ``foreach=True`` updates every tensor of a group in one multi-tensor call instead of a Python
-    loop of small ops (the CPU default); on CPU its results are bitwise those of the loop
-    (``tests/test_performance.py``), unlike ``fused=True``, which differs in the last bits."""
+    (lr * ratio, betas ** ratio; StyleGAN2 section 3.1 / StyleGAN2-ADA's mb_ratio)."""
     if cfg.optimizer == "adam":
         betas = tuple(b ** ratio for b in cfg.betas[:2])
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=cfg.eps, foreach=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=cfg.eps)
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, eps=cfg.eps, foreach=True)
+        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, eps=cfg.eps)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, foreach=True)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
     raise ConfigError(f"--train.optimizer {cfg.optimizer}: use adam, rmsprop or sgd")
 
 
