@@ -29,6 +29,7 @@ CONFIGS = {
     "cogan-test": ("cogan", "cpu-digits", "builtin:digits-invert", 60),
     "dcgan-digits": ("dcgan", "cpu-digits", "builtin:digits", 300),
     "stylegan2-digits": ("stylegan2", "cpu-digits", "builtin:digits?res=8", 40),
+    "stylegan2-shapes": ("stylegan2", "cpu-shapes", "builtin:shapes?res=32", 24),  # make run
 }
 
 
