@@ -44,7 +44,9 @@ ROWS = {
     "grid-wgan-gp-cpu-toy-pac2": ("wgan-gp", "cpu-toy", GRID, 800, {"pack": 2}, {"batch_size": 256}),
     "stacked-dcgan": ("dcgan", "cpu-digits", STACKED, 100, {}, {}),
     "stacked-dcgan-pac2": ("dcgan", "cpu-digits", STACKED, 100, {"pack": 2}, {"batch_size": 64}),
+    "stacked-dcgan-pac4": ("dcgan", "cpu-digits", STACKED, 100, {"pack": 4}, {"batch_size": 128}),
     "stacked-wgan-gp": ("wgan-gp", "cpu-digits", STACKED, 100, {}, {}),
+    "stacked-wgan-gp-pac2": ("wgan-gp", "cpu-digits", STACKED, 100, {"pack": 2}, {"batch_size": 128}),
 }
 
 

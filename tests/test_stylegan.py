@@ -269,3 +269,15 @@ def test_learns_digits(family, kimg, share, classes, tmp_path):
     m = summary["metric_values"]
     assert m["recognised_share"] > share, m
     assert m["classes_covered"] >= classes, m
+
+
+def test_without_noise_inputs_the_generator_is_deterministic_in_every_noise_mode():
+    kw = dict(preset="cpu-shapes", resolution=16, channel_max=32)
+    quiet = gankit.create("stylegan2", use_noise=False, **kw).G.eval()
+    assert not any("noise" in k for k in quiet.state_dict())
+    z = torch.randn(2, quiet.z_dim)
+    with torch.no_grad():
+        a, b = quiet(z, None, noise_mode="random"), quiet(z, None, noise_mode="random")
+    assert torch.equal(a, b)
+    noisy = gankit.create("stylegan2", **kw).G.eval()
+    assert sum("noise_strength" in k for k in noisy.state_dict()) > 0
