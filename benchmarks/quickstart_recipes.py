@@ -21,6 +21,7 @@ BEST = {**ORIG, "pl_weight": 0.0, "style_mixing_prob": 0.0}  # the best of the f
 C = {**BEST, "r1_gamma": 0.01}  # B with a lower R1 weight (0.02 beat 0.1 and 0.5)
 D = {**BEST, "r1_gamma": 0.05}  # between; every D row decays the learning rate over the second half
 DECAY = {**B16, "lr_schedule": "linear-decay", "lr_decay_start": 0.5}
+E = {**D, "pack": 2, "use_noise": False}  # the best 72 kimg row's model
 #: name -> (kimg, model overrides, train overrides) on top of the cpu-shapes preset
 VARIANTS = {
     "base-12": (12, {}, {}),
@@ -53,6 +54,8 @@ VARIANTS = {
     "D-mbstd8-24": (24, {**D, "mbstd_group": 8}, DECAY),
     "D-pack2-72": (72, {**D, "pack": 2}, {**DECAY, "snapshot_kimg": 24}),
     "D-pack2-nonoise-72": (72, {**D, "pack": 2, "use_noise": False}, {**DECAY, "snapshot_kimg": 24}),
+    "E-24": (24, E, DECAY),
+    "E-box-24": (24, {**E, "resample_filter": (1, 1)}, DECAY),
 }
 
 

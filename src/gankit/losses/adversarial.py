@@ -17,6 +17,11 @@ from ..errors import ConfigError
 Tensor = torch.Tensor
 
 
+def widen(x: Tensor) -> Tensor:
+    """``x`` in fp32 when it is fp16 or bf16 (autocast's outputs), else unchanged (fp32 and fp64 stay)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class LossPair(NamedTuple):
     d: Callable[[Tensor, Tensor], Tensor]  # (real_out, fake_out) -> D loss
     g: Callable[[Tensor], Tensor]  # fake_out -> G loss
@@ -88,12 +93,12 @@ def _get(name: str) -> LossPair:
 def d_loss(name: str, real: Tensor, fake: Tensor) -> Tensor:
     """Discriminator loss ``name`` for real and fake outputs (computed in fp32 whatever their dtype:
     under bf16 or fp16 autocast the logits arrive in half precision)."""
-    return _get(name).d(real.float(), fake.float())
+    return _get(name).d(widen(real), widen(fake))
 
 
 def g_loss(name: str, fake: Tensor) -> Tensor:
     """Generator loss ``name`` for the discriminator's outputs on fakes (in fp32, as :func:`d_loss`)."""
-    return _get(name).g(fake.float())
+    return _get(name).g(widen(fake))
 
 
 # ----------------------------------------------------------------------------- image-to-image convention
@@ -102,7 +107,7 @@ GanMode = Annotated[str, Choice(("vanilla", "lsgan"))]
 
 
 def _target(mode: str, out: Tensor, real: bool) -> Tensor:
-    out = out.float()  # in fp32 under half-precision autocast, as d_loss
+    out = widen(out)  # in fp32 under half-precision autocast, as d_loss
     if mode == "vanilla":  # binary cross-entropy with the logit: -log sig(x) for real, -log(1 - sig(x)) for fake
         return F.softplus(-out).mean() if real else F.softplus(out).mean()
     if mode == "lsgan":  # squared distance to the target 1 (real) or 0 (fake)

@@ -6,6 +6,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .adversarial import widen
+
 Tensor = torch.Tensor
 
 
@@ -20,8 +22,8 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     eps = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     out = critic(x_hat)
-    (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
-    norm = grad.float().flatten(1).norm(2, dim=1)  # fp32 under half-precision autocast
+    (grad,) = torch.autograd.grad(widen(out).sum(), x_hat, create_graph=True)
+    norm = widen(grad).flatten(1).norm(2, dim=1)  # fp32 under half-precision autocast
     return ((norm - 1.0) ** 2).mean()
 
 
@@ -31,8 +33,8 @@ def r1_penalty(real_out: Tensor, real: Tensor) -> Tensor:
     Mescheder et al. 2018, eq. 9: R1 = gamma/2 E_{p_D}[||grad D(x)||^2]. ``real`` must have
     ``requires_grad=True`` before the forward pass that produced ``real_out``.
     """
-    (grad,) = torch.autograd.grad(real_out.float().sum(), real, create_graph=True)
-    return grad.float().square().flatten(1).sum(1).mean()  # fp32 under half-precision autocast
+    (grad,) = torch.autograd.grad(widen(real_out).sum(), real, create_graph=True)
+    return widen(grad).square().flatten(1).sum(1).mean()  # fp32 under half-precision autocast
 
 
 @torch.no_grad()
@@ -45,10 +47,10 @@ def clip_weights(module: nn.Module, c: float) -> None:
 def path_lengths(img: Tensor, ws: Tensor, y: Tensor) -> Tensor:
     """||J_w^T y||_2 per sample, y scaled by 1/sqrt(H W), the squared norm averaged over layers
     of w (StyleGAN2 section 3.2; NVIDIA's pl_lengths), differentiable (create_graph)."""
-    y = y.float() / (img.shape[2] * img.shape[3]) ** 0.5
+    y = widen(y) / (img.shape[2] * img.shape[3]) ** 0.5
     # in fp32 whatever the dtypes (under bf16 autocast img and ws arrive in bf16)
-    (grad,) = torch.autograd.grad((img.float() * y).sum(), ws, create_graph=True)  # J_w^T y, (B, num_ws, w_dim)
-    return grad.float().square().sum(2).mean(1).sqrt()  # (B,)
+    (grad,) = torch.autograd.grad((widen(img) * y).sum(), ws, create_graph=True)  # J_w^T y, (B, num_ws, w_dim)
+    return widen(grad).square().sum(2).mean(1).sqrt()  # (B,)
 
 
 def path_length_penalty(img: Tensor, ws: Tensor, pl_mean: Tensor, decay: float = 0.01) -> tuple[Tensor, Tensor]:
@@ -60,6 +62,6 @@ def path_length_penalty(img: Tensor, ws: Tensor, pl_mean: Tensor, decay: float =
     (``a <- a + decay (mean length - a)``). ``ws`` (B, num_ws, w_dim) must be part of the graph of
     ``img``; multiply the mean penalty by the weight (2 in the paper) at the call site.
     """
-    lengths = path_lengths(img, ws, torch.randn_like(img, dtype=torch.float32))
+    lengths = path_lengths(img, ws, torch.randn_like(widen(img)))
     new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
     return (lengths - new_mean).square(), new_mean

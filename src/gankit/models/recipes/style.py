@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ...losses import path_length_penalty, r1_penalty
+from ...losses import path_length_penalty, r1_penalty, widen
 from ...nn import gaussian_blur
 from ..family import Family, Phase, Step, check_power_of_two
 
@@ -84,7 +84,7 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
     def g_main(s: Step) -> dict:
         c = labels(s, False)
         img, _ = fake(s.z(), c, False)
-        loss = F.softplus(-run_D(s, img, c).float()).mean()  # -log sigmoid(D(G(z))): non-saturating (Goodfellow 2014 s. 3)
+        loss = F.softplus(-widen(run_D(s, img, c))).mean()  # -log sigmoid(D(G(z))): non-saturating (Goodfellow 2014 s. 3)
         out = {"loss": loss, "adv": loss.detach()}
         if cfg.pl_weight > 0 and not lazy_pl:
             pl = pl_term(s, 1.0)
@@ -99,7 +99,7 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
         real = s.real.detach().requires_grad_(cfg.r1_gamma > 0 and not lazy_r1)
         fake_out, real_out = run_D(s, fake_img, c_fake), run_D(s, real, c_real)
         # -log(1 - sigmoid(D(G(z)))) - log sigmoid(D(x)): the logistic loss (Goodfellow 2014 eq. 1)
-        loss = F.softplus(fake_out.float()).mean() + F.softplus(-real_out.float()).mean()  # fp32 under autocast
+        loss = F.softplus(widen(fake_out)).mean() + F.softplus(-widen(real_out)).mean()  # fp32 under autocast
         out = {"loss": loss, "adv": loss.detach(), "real": real_out.detach().mean(), "fake": fake_out.detach().mean()}
         if cfg.r1_gamma > 0 and not lazy_r1:
             r1 = r1_term(s, real, real_out, 1.0)
