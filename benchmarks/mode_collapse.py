@@ -1,6 +1,6 @@
 """The mode-collapse benchmarks of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
 
-    python benchmarks/mode_collapse.py [--rows grid-gan-pac1 ...] [--seeds 0 1] [--kimg-scale 1.0]
+    python benchmarks/mode_collapse.py [--rows grid-gan-pac1 ...] [--seeds 0 1] [--kimg-scale 1.0] [--runs DIR]
         [--out benchmarks/results/mode_collapse.json]
 
 * **grid25**: 25 Gaussians on {-4, -2, 0, 2, 4}^2 with standard deviation 0.05; 2,500 samples; a
@@ -50,12 +50,13 @@ ROWS = {
 }
 
 
-def run(name: str, seed: int, threads: int, scale: float) -> dict:
+def run(name: str, seed: int, threads: int, scale: float, keep: str | None = None) -> dict:
     family, preset, data, kimg, model, train = ROWS[name]
     kimg = kimg * scale
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        tr = Trainer(family, data, tmp, preset=preset, progress=False,
+        out = os.path.join(keep, f"{name}-seed{seed}") if keep else tmp
+        tr = Trainer(family, data, out, preset=preset, progress=False,
                      overrides={"model": model, "train": {"kimg": kimg, "seed": seed, "tensorboard": False,
                                                           "snapshot_kimg": 10**6, "sample_kimg": 10**6,
                                                           "threads": threads, **train}})
@@ -72,11 +73,12 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--kimg-scale", type=float, default=1.0, help="multiply every row's budget (quick looks)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--runs", help="keep each run (samples, metrics.json) in this folder; default: a temporary one")
     ap.add_argument("--out", default="benchmarks/results/mode_collapse.json")
     args = ap.parse_args()
     rows = []
     for name in args.rows:
-        runs = [run(name, s, args.threads, args.kimg_scale) for s in args.seeds]
+        runs = [run(name, s, args.threads, args.kimg_scale, args.runs) for s in args.seeds]
         for r in runs:
             print(r, flush=True)
         rows += runs
