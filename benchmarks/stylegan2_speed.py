@@ -40,7 +40,7 @@ CONFIGS = {
 
 
 # ----------------------------------------------------------------------------- gankit
-def gankit_setup(cfg: dict, res: int, compile: bool = False):
+def gankit_setup(cfg: dict, res: int, compile: bool = False, bf16: bool = False):
     import gankit
     from gankit.models.family import Step
     from gankit.models.stylegan2 import style_phases, lazy_ratios
@@ -51,9 +51,14 @@ def gankit_setup(cfg: dict, res: int, compile: bool = False):
         for mod in (G.mapping, G.synthesis, D):
             mod.compile()
 
+    import contextlib
+
+    def amp():  # --train.precision bf16's autocast (gankit.training.trainer._loss_context)
+        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
     def generate(batch):
         z = torch.randn(batch, G.z_dim)
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             G.eval()(z, noise_mode="const")
         G.train()
 
@@ -74,7 +79,8 @@ def gankit_setup(cfg: dict, res: int, compile: bool = False):
                 with torch.compiler.set_stance("force_eager"):
                     out = p.loss(Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu")))
             else:
-                out = p.loss(Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu")))
+                with amp():
+                    out = p.loss(Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu")))
             opt[p.optimizer].zero_grad(set_to_none=True)
             out["loss"].backward()
             opt[p.optimizer].step()
@@ -136,8 +142,8 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
     cfg = CONFIGS[config]
     if impl == "nvidia":
         generate, phases, G = nvidia_setup(cfg, res, nvidia)
-    else:  # "gankit" or "gankit+compile"
-        generate, phases, G = gankit_setup(cfg, res, compile=impl.endswith("+compile"))
+    else:  # "gankit", "gankit+compile" or "gankit+bf16"
+        generate, phases, G = gankit_setup(cfg, res, compile=impl.endswith("+compile"), bf16=impl.endswith("+bf16"))
     out = {"impl": impl, "config": config, "res": res, "threads": threads,
            "params_G": sum(p.numel() for p in G.parameters())}
     for batch in (8, 32):
@@ -165,6 +171,7 @@ def main():
     ap.add_argument("--nvidia", help="path of a stylegan2-ada-pytorch checkout to time beside gankit")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's operator table")
     ap.add_argument("--compile", action="store_true", help="also time gankit with torch.compile (gankit+compile)")
+    ap.add_argument("--bf16", action="store_true", help="also time gankit under CPU bf16 autocast (gankit+bf16)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # impl:config:res, run in a fresh process
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stylegan2_speed.json"))
     args = ap.parse_args()
@@ -172,7 +179,8 @@ def main():
         impl, config, res = args.one.split(":")
         print(json.dumps(measure(impl, config, int(res), args.threads, args.min_time, args.nvidia, args.profile)))
         return
-    impls = ["gankit"] + (["gankit+compile"] if args.compile else []) + (["nvidia"] if args.nvidia else [])
+    impls = (["gankit"] + (["gankit+compile"] if args.compile else []) + (["gankit+bf16"] if args.bf16 else [])
+             + (["nvidia"] if args.nvidia else []))
     rows = []
     for config in args.configs.split(","):
         for res in map(int, args.res.split(",")):
