@@ -62,6 +62,6 @@ def path_length_penalty(img: Tensor, ws: Tensor, pl_mean: Tensor, decay: float =
     (``a <- a + decay (mean length - a)``). ``ws`` (B, num_ws, w_dim) must be part of the graph of
     ``img``; multiply the mean penalty by the weight (2 in the paper) at the call site.
     """
-    lengths = path_lengths(img, ws, torch.randn_like(widen(img)))
+    lengths = path_lengths(img, ws, torch.randn_like(img, dtype=torch.promote_types(img.dtype, torch.float32)))
     new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
     return (lengths - new_mean).square(), new_mean

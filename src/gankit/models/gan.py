@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import Choice, Interval, Range, Size
 from ..losses import Loss
-from ..nn import MLP, packed
+from ..nn import MLP, normal_init, packed
 from ..registry import register
 from .family import Family
 from .recipes import adversarial_phases
@@ -64,13 +64,10 @@ class Discriminator(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
-def init_linear(net: nn.Module, std: float) -> None:
-    """Linear weights ~ N(0, std) and biases 0 (PacGAN's toy code: IsotropicGaussian(0.02)); batch norm keeps (1, 0)."""
-    for m in net.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+#: PacGAN's 2D-grid networks (fjxmlzn/PacGAN synthetic_data_experiments/2DGrid_GAN&PacGAN): weights
+#: IsotropicGaussian(0.02), biases 0
+PACGAN_TOY = {"z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_norm": "batch", "d_hidden": (200, 200, 200),
+              "d_act": "maxout", "maxout_pieces": 5, "d_dropout": 0.0, "init_std": 0.02}
 
 
 @register("gan")
@@ -82,19 +79,15 @@ class GAN(Family):
     data_kinds = ("vector", "image")
     train_defaults = {"optimizer": "sgd", "g_lr": 0.1, "d_lr": 0.1, "momentum": 0.5, "batch_size": 100}
     presets = {
-        # PacGAN's 2D-grid networks and optimizer (fjxmlzn/PacGAN synthetic_data_experiments/2DGrid_GAN&PacGAN)
-        "pacgan-toy": {"model": {"z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_norm": "batch",
-                                 "d_hidden": (200, 200, 200), "d_act": "maxout", "maxout_pieces": 5, "d_dropout": 0.0,
-                                 "init_std": 0.02},
+        # PacGAN's 2D-grid networks and optimizer
+        "pacgan-toy": {"model": {**PACGAN_TOY},
                        "train": {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.8, 0.999),
                                  "batch_size": 100, "kimg": 40000},
                        "doc": "PacGAN's toy networks: G 4 x 400 ReLU + batch norm, D 3 maxout layers x 200 (5 pieces), "
                               "Adam 1e-4 beta1 0.8, batch 100, z in R^2, 400 epochs of 100k points; with --model.pack m "
                               "PacGAN's batch is 100 packs, so set --train.batch-size 100*m"},
         # PacGAN's networks in 1.25% of its steps: 10x the learning rate, then a linear decay
-        "cpu-pacgan": {"model": {"z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_norm": "batch",
-                                 "d_hidden": (200, 200, 200), "d_act": "maxout", "maxout_pieces": 5, "d_dropout": 0.0,
-                                 "init_std": 0.02},
+        "cpu-pacgan": {"model": {**PACGAN_TOY},
                        "train": {"optimizer": "adam", "g_lr": 1e-3, "d_lr": 1e-3, "betas": (0.8, 0.999),
                                  "batch_size": 100, "lr_schedule": "linear-decay", "lr_decay_start": 0.3, "kimg": 500},
                        "doc": "pacgan-toy's networks for 5,000 steps (PacGAN: 400,000): Adam 1e-3 beta1 0.8, linear "
@@ -118,7 +111,7 @@ class GAN(Family):
         D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout, cfg.pack)
         if cfg.init_std > 0:
             for net in (G, D):
-                init_linear(net, cfg.init_std)
+                normal_init(net, cfg.init_std, norm_std=0.0)
         return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: GANConfig, nets, train):
