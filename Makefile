@@ -22,7 +22,7 @@ setup: $(STAMP)
 # a truncation strip (psi 1 -> 0), metrics.json and a checkpoint. A second `make run` starts a fresh run.
 run: setup
 	rm -rf runs/quickstart
-	$(VENV)/bin/gankit train stylegan2 --preset cpu-shapes --data 'builtin:shapes?res=32' --out runs/quickstart
+	$(VENV)/bin/gankit train stylegan2 --preset quickstart --data 'builtin:shapes?res=32' --out runs/quickstart
 
 test: setup
 	$(PY) -m pytest -q tests
