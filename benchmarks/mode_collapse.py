@@ -28,6 +28,7 @@ from common import write_results
 from gankit.training.trainer import Trainer
 
 GRID, STACKED = "builtin:grid25?n=100000", "builtin:stacked-digits?res=16&n=20000"
+STACKED8 = "builtin:stacked-digits?res=8&n=20000"  # the style families' cpu-digits presets are for 8 px
 
 
 def _pac(m: int, kimg: float, preset: str = "pacgan-toy") -> tuple:
@@ -47,6 +48,11 @@ ROWS = {
     "stacked-dcgan-pac4": ("dcgan", "cpu-digits", STACKED, 100, {"pack": 4}, {"batch_size": 128}),
     "stacked-wgan-gp": ("wgan-gp", "cpu-digits", STACKED, 100, {}, {}),
     "stacked-wgan-gp-pac2": ("wgan-gp", "cpu-digits", STACKED, 100, {"pack": 2}, {"batch_size": 128}),
+    "stacked-gan": ("gan", None, STACKED, 100, {}, {}),  # the paper's MLPs (maxout D) on 768-d vectors of pixels
+    "stacked-wgan": ("wgan", "cpu-digits", STACKED, 100, {}, {}),
+    "stacked-stylegan2": ("stylegan2", "cpu-digits", STACKED8, 40, {}, {}),
+    "stacked-stylegan2-pac2": ("stylegan2", "cpu-digits", STACKED8, 40, {"pack": 2}, {"batch_size": 64}),
+    "stacked-stylegan": ("stylegan", "cpu-digits", STACKED8, 40, {}, {}),
 }
 
 

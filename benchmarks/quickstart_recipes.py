@@ -22,6 +22,7 @@ C = {**BEST, "r1_gamma": 0.01}  # B with a lower R1 weight (0.02 beat 0.1 and 0.
 D = {**BEST, "r1_gamma": 0.05}  # between; every D row decays the learning rate over the second half
 DECAY = {**B16, "lr_schedule": "linear-decay", "lr_decay_start": 0.5}
 E = {**D, "pack": 2, "use_noise": False}  # the best 72 kimg row's model
+Q = {**D, "pack": 2}  # the quickstart preset's model (with DECAY)
 #: name -> (kimg, model overrides, train overrides) on top of the cpu-shapes preset
 VARIANTS = {
     "base-12": (12, {}, {}),
@@ -56,6 +57,11 @@ VARIANTS = {
     "D-pack2-nonoise-72": (72, {**D, "pack": 2, "use_noise": False}, {**DECAY, "snapshot_kimg": 24}),
     "E-24": (24, E, DECAY),
     "E-box-24": (24, {**E, "resample_filter": (1, 1)}, DECAY),
+    # on top of the quickstart preset's recipe (D + pack 2)
+    "Q-beta-0.5-24": (24, Q, {**DECAY, "betas": (0.5, 0.99)}),
+    "Q-mapmul-1-24": (24, {**Q, "mapping_lr_mul": 1.0}, DECAY),
+    "Q-cb2048-max64-24": (24, {**Q, "channel_base": 2048, "channel_max": 64}, DECAY),
+    "Q-b32-lr-0.005-24": (24, Q, {**DECAY, "batch_size": 32, "g_lr": 0.005, "d_lr": 0.005}),
 }
 
 

@@ -44,3 +44,23 @@ def test_one_bf16_step_follows_the_fp32_gradient(family, tmp_path):
         # bf16 keeps 8 bits of mantissa: the update direction agrees to 1%, its size to 5%
         assert cos > 0.99 and rel < 0.05, (name, cos, rel)
         assert not torch.equal(a, b)  # the step really ran in bf16
+
+
+@pytest.mark.parametrize("native,expect", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_follows_the_cpu(native, expect, tmp_path, monkeypatch, capsys):
+    """``--train.precision auto``: bf16 exactly where the CPU has native bf16, said on stderr; the
+    phases then run under that autocast."""
+    from gankit.nn import precision as prec
+
+    monkeypatch.setattr(prec, "native_bf16_cpu", lambda: native)
+    data, model = TINY["dcgan"]
+    tr = Trainer("dcgan", data, tmp_path / "run", progress=False,
+                 overrides={"model": model, "train": {"precision": "auto", "tensorboard": False, "metrics": False}})
+    tr.setup()
+    assert tr.precision == expect
+    err = capsys.readouterr().err
+    assert f"precision {expect} (auto:" in err, err
+    x = torch.randn(4, 8)
+    with tr._loss_context(tr.phases[0]):
+        y = torch.mm(x, x.t())  # a matmul comes out bf16 under CPU bf16 autocast, fp32 outside it
+    assert (y.dtype == torch.bfloat16) == (expect == "bf16")

@@ -76,7 +76,7 @@ def _add_runtime_options(p: argparse.ArgumentParser, precision: bool = False, th
     p.add_argument("--device", default=d.device,
                    help=f"auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps (default: {d.device})")
     if precision:
-        p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16", "fp16"],
+        p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16", "fp16", "auto"],
                        help=f"autocast precision (default: {d.precision})")
     if threads:
         p.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default: torch's)")

@@ -45,3 +45,23 @@ def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
     if num_fp16_res <= 0:
         return img_resolution * 2  # none
     return max(2 ** (img_resolution.bit_length() - 1 + 1 - num_fp16_res), 8)
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), as oneDNN reports it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
+    """``--train.precision`` as it will run on ``device`` and why: ``auto`` is bf16 autocast on a
+    CPU with native bf16 and fp32 everywhere else (GPUs keep fp32 unless asked: StyleGAN2-ADA's
+    fp16 blocks are ``--model.num-fp16-res``)."""
+    if name != "auto":
+        return name, "as set"
+    if device.type == "cpu" and native_bf16_cpu():
+        return "bf16", "auto: this CPU computes bf16 natively (AVX-512 BF16 / AMX); --train.precision fp32 to turn off"
+    why = "this CPU has no native bf16" if device.type == "cpu" else f"auto keeps fp32 on {device.type}"
+    return "fp32", f"auto: {why}"

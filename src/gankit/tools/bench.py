@@ -127,7 +127,7 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
     with tempfile.TemporaryDirectory() as tmp:
         t = Trainer(family, data, tmp, preset=preset, overrides={"train": train}, progress=False)
         t.setup()
-    dev = t.device
+    dev, precision = t.device, t.precision  # "auto" resolved (bf16 on a CPU with native bf16)
     sync = _sync(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -191,7 +191,7 @@ def run_all(families: list[str], resolutions: list[int], *, preset: str | None =
     counts: noise on a shared machine only lowers it); a table and JSON."""
     if threads > 0:
         torch.set_num_threads(threads)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)  # auto: the fp32 peak
     dtype = dtype if device != "cpu" else torch.float32
     peak_time = max(0.1, min(1.0, min_time))
     peak = conv_peak(device, dtype, peak_time)  # measured again after the cases; the higher figure counts

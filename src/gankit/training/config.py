@@ -41,7 +41,7 @@ class TrainConfig:
     workers: Annotated[int, Range(0, 256)] = 2  # with cache false: threads decoding the next batches during training (0: in the loop)
     threads: Annotated[int, Range(0, 4096)] = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: Annotated[str, Choice(("fp32", "bf16", "fp16"))] = "fp32"  # fp32 | bf16 | fp16: autocast around every loss (fp16 with a gradient scaler)
+    precision: Annotated[str, Choice(("fp32", "bf16", "fp16", "auto"))] = "fp32"  # fp32 | bf16 | fp16: autocast around every loss (fp16 with a gradient scaler) | auto: bf16 on a CPU with native bf16, else fp32
     compile: bool = False  # torch.compile the networks (first steps are slow while it compiles)
     tensorboard: bool = True
     metrics: bool = True  # mode metrics at the end when the data has them

@@ -304,16 +304,20 @@ class Trainer:
         self.trained = [net for n, net in self.nets.items() if n not in self.frozen]
         for n in self.frozen:
             self.nets[n].eval().requires_grad_(False)
-        if cfg.precision not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"--train.precision {cfg.precision}: use fp32, bf16 or fp16")
+        if cfg.precision not in ("fp32", "bf16", "fp16", "auto"):
+            raise ConfigError(f"--train.precision {cfg.precision}: use fp32, bf16, fp16 or auto")
         # fp16 needs loss scaling so small gradients survive (Micikevicius et al. 2018, section 3.2),
         # whether everything runs in it or only StyleGAN2-ADA's highest-resolution blocks
-        from ..nn.precision import fp16_active
+        from ..nn.precision import fp16_active, resolve_precision
+
+        self.precision, why = resolve_precision(cfg.precision, self.device)
+        if cfg.precision == "auto" and self.rank == 0:
+            print(f"gankit: precision {self.precision} ({why})", file=sys.stderr)
 
         half_blocks = any(fp16_active(getattr(m, "use_fp16", False), self.device)
                           for net in self.nets.values() for m in net.modules())
         self.scaler = ({k: torch.amp.GradScaler(self.device.type) for k in self.opt}
-                       if cfg.precision == "fp16" or half_blocks else None)
+                       if self.precision == "fp16" or half_blocks else None)
         self.phases: list[Phase] = fam.phases(mcfg, self.nets, cfg)
         for phase in self.phases:
             if phase.optimizer not in self.opt:
@@ -507,8 +511,8 @@ class Trainer:
         stack = contextlib.ExitStack()
         if self.cfg.compile and phase.higher_order:
             stack.enter_context(torch.compiler.set_stance("force_eager"))
-        if self.cfg.precision != "fp32":
-            dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        if self.precision != "fp32":
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
             stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
         return stack
 
