@@ -8,7 +8,7 @@ PATH is a checkout of https://github.com/eriklindernoren/PyTorch-GAN (not part o
 it is copied). Its scripts run unchanged (``implementations/<name>/<name>.py``, ``--n_epochs 1``)
 through ``runpy`` with stand-ins written by this script for the imports that need the network or a
 package that would replace our torch: ``torchvision`` (``datasets.MNIST`` serves seeded random 28 px
-greyscale PIL images, ``transforms`` Resize / ToTensor / Normalize / Compose do what torchvision's
+greyscale PIL images, 32 px to the WGAN script, which has no Resize, ``transforms`` Resize / ToTensor / Normalize / Compose do what torchvision's
 do with PIL and torch, ``utils.save_image`` writes nothing) and ``mnistm.MNISTM`` (seeded random
 28 px RGB PIL images). The reference's rate is timed from the first image of batch ``--warmup`` to
 the end of the script; images counted are real images drawn by D's steps (every loader batch of the
@@ -36,27 +36,30 @@ SIDES = {
     "gan": ("gan", ["--img_size", "32"], "gan",
             {"model": {"z_dim": 100, "g_hidden": (128, 256, 512, 1024), "g_act": "lrelu", "g_norm": "batch",
                        "d_hidden": (512, 256), "d_act": "lrelu", "d_dropout": 0.0},
-             "train": {"batch_size": 64, "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999)}},
+             "train": {"optimizer": "adam", "batch_size": 64, "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999)}},
             "same MLPs (gankit normalizes G's first hidden layer too; PyTorch-GAN's BatchNorm1d eps is 0.8)"),
     "dcgan": ("dcgan", [], "dcgan",
               {"model": {"z_dim": 100, "ngf": 64, "ndf": 24},
-               "train": {"batch_size": 64, "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999)}},
+               "train": {"optimizer": "adam", "batch_size": 64, "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999)}},
               "different networks: PyTorch-GAN's is a linear layer, nearest upsampling and 3x3 convs (G) and "
               "4 strided 3x3 convs with dropout (D); gankit's is the paper's transposed 4x4 convs, widths chosen "
               "for about the same parameter counts"),
-    "wgan": ("wgan", [], "wgan",
-             {"model": {"z_dim": 100, "arch": "mlp", "mlp_hidden": (128, 256, 512, 1024)},
-              "train": {"batch_size": 64}},
-             "G the same widths (PyTorch-GAN adds BatchNorm); gankit's critic uses the same hidden widths "
-             "as G (1.5x PyTorch-GAN's critic); PyTorch-GAN's WGAN script has no Resize, so its images "
-             "stay 28 px against gankit's 32"),
+    "wgan": ("wgan", ["--img_size", "32"], "wgan",
+             {"model": {"z_dim": 100, "arch": "mlp", "g_hidden": (128, 256, 512, 1024), "g_norm": "batch",
+                        "d_hidden": (512, 256)},
+              "train": {"optimizer": "rmsprop", "batch_size": 64, "g_lr": 5e-5, "d_lr": 5e-5, "n_critic": 5}},
+             "same MLPs (gankit uses ReLU where PyTorch-GAN uses LeakyReLU 0.2; its script has no Resize, so the "
+             "stand-in MNIST serves it 32 px images)"),
     "wgan-gp": ("wgan_gp", ["--img_size", "32"], "wgan-gp",
-                {"model": {"z_dim": 100, "arch": "mlp", "mlp_hidden": (128, 256, 512, 1024)},
-                 "train": {"batch_size": 64, "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999)}},
-                "as wgan"),
+                {"model": {"z_dim": 100, "arch": "mlp", "g_hidden": (128, 256, 512, 1024), "g_norm": "batch",
+                           "d_hidden": (512, 256)},
+                 "train": {"optimizer": "adam", "batch_size": 64, "g_lr": 2e-4, "d_lr": 2e-4, "betas": (0.5, 0.999),
+                           "n_critic": 5}},
+                "same MLPs (ReLU against LeakyReLU 0.2)"),
     "cogan": ("cogan", [], "cogan",
               {"data": "builtin:shapes-colorswap?res=32", "model": {"z_dim": 100, "ngf": 32, "d_arch": "dcgan", "ndf": 24},
-               "train": {"batch_size": 32}},
+               "train": {"optimizer": "adam", "batch_size": 32, "g_lr": 2e-4, "d_lr": 2e-4,
+                                                  "betas": (0.5, 0.999)}},
               "different networks: gankit's are the CoGAN paper's layout (transposed convs, shared but the last "
               "layer) with the DCGAN D, widths chosen for about the same parameter counts"),
 }
@@ -117,10 +120,11 @@ STUBS = {
 
         CLOCK = {"count": 0, "t0": None}
         N, WARM = int(os.environ["STUB_N"]), int(os.environ["STUB_WARM"])
+        RES = int(os.environ.get("STUB_RES", "28"))  # MNIST's 28 px unless the script cannot resize
 
 
         class _Random:
-            mode, shape = "L", (28, 28)
+            mode, shape = "L", (RES, RES)
 
             def __init__(self, root=None, train=True, download=False, transform=None, **kwargs):
                 rng = np.random.default_rng(0)
@@ -180,6 +184,9 @@ def write_stubs(root: Path) -> None:
         p.write_text(textwrap.dedent(text).lstrip())
 
 
+NATIVE_32 = {"wgan"}  # scripts without a Resize: the stand-in serves 32 px images
+
+
 def reference(checkout: Path, name: str, args: list, batch: int, batches: int, warmup: int, threads: int) -> dict:
     script = checkout / "implementations" / name / f"{name}.py"
     if not script.is_file():
@@ -191,7 +198,8 @@ def reference(checkout: Path, name: str, args: list, batch: int, batches: int, w
         work.mkdir(parents=True)
         out = tmp / "rate.json"
         env = {**os.environ, "PYTHONPATH": str(tmp / "stubs"), "STUB_N": str(batch * (warmup + batches)),
-               "STUB_WARM": str(batch * warmup), "OMP_NUM_THREADS": str(threads)}
+               "STUB_WARM": str(batch * warmup), "OMP_NUM_THREADS": str(threads),
+               "STUB_RES": "32" if name in NATIVE_32 else "28"}
         cmd = [sys.executable, str(tmp / "stubs" / "_run.py"), str(threads), str(out), str(script), "--n_epochs", "1",
                "--sample_interval", str(10**9), *args]
         r = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -219,20 +227,22 @@ def reference_params(checkout: Path, name: str, args: list) -> dict:
         write_stubs(tmp / "stubs")
         work = tmp / "a" / "b"
         work.mkdir(parents=True)
-        env = {**os.environ, "PYTHONPATH": str(tmp / "stubs"), "STUB_N": "64", "STUB_WARM": "0"}
+        env = {**os.environ, "PYTHONPATH": str(tmp / "stubs"), "STUB_N": "64", "STUB_WARM": "0",
+               "STUB_RES": "32" if name in NATIVE_32 else "28"}
         r = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True)
         if r.returncode:
             sys.exit(f"{name}: counting parameters failed:\n{r.stderr[-3000:]}")
         return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def gankit_side(family: str, overrides: dict, batches: int, warmup: int, threads: int) -> dict:
+def gankit_side(family: str, overrides: dict, batches: int, warmup: int, threads: int, fused_adam: bool = False) -> dict:
     from gankit.training.trainer import Trainer
 
     data = overrides.get("data", "builtin:digits?res=32")
     with tempfile.TemporaryDirectory() as tmp:
         ov = {"model": dict(overrides.get("model", {})),
-              "train": {**overrides.get("train", {}), "tensorboard": False, "metrics": False, "threads": threads}}
+              "train": {**overrides.get("train", {}), "tensorboard": False, "metrics": False, "threads": threads,
+                        "fused_adam": fused_adam}}
         t = Trainer(family, data, tmp, overrides=ov, progress=False)
         t.setup()
         total = 10**12
@@ -254,6 +264,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=60, help="timed D batches per side")
     ap.add_argument("--warmup", type=int, default=10, help="D batches before the clock starts")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--fused-adam", action="store_true", help="gankit with --train.fused-adam true")
     ap.add_argument("--out", default="benchmarks/results/pytorch_gan_speed.json")
     args = ap.parse_args()
     rows = []
@@ -262,11 +273,12 @@ def main() -> None:
         script, sargs, gfam, ov, differs = SIDES[fam]
         batch = ov["train"]["batch_size"]
         ref = reference(args.pytorch_gan, script, sargs, batch, args.batches, args.warmup, args.threads)
-        ours = gankit_side(gfam, ov, args.batches, args.warmup, args.threads)
+        ours = gankit_side(gfam, ov, args.batches, args.warmup, args.threads, args.fused_adam)
         row = {"family": fam, "batch": batch, "resolution": 32, "pytorch_gan_img_s": ref["img_s"],
                "gankit_img_s": ours["img_s"], "ratio": round(ours["img_s"] / ref["img_s"], 3),
                "pytorch_gan_params": reference_params(args.pytorch_gan, script, sargs),
-               "gankit_params": ours["params"], "gankit_overrides": ov, "differs": differs,
+               "gankit_params": ours["params"], "gankit_overrides": ov, "fused_adam": args.fused_adam,
+               "differs": differs,
                "threads": args.threads}
         rows.append(row)
         print(f"{fam:8s} {batch:5d} {ref['img_s']:12.1f} {ours['img_s']:8.1f} {row['ratio']:6.2f}", flush=True)

@@ -112,3 +112,19 @@ def test_gan_on_flattened_images_and_paper_mlp():
     assert [(l.linear.out_features // l.pieces, l.pieces) for l in maxouts] == [(240, 5), (240, 5)]
     v = gankit.create("gan", data_shape=(2,))
     assert v.G(torch.randn(4, 100)).shape == (4, 2)
+
+
+@pytest.mark.parametrize("family", ["wgan", "wgan-gp"])
+def test_wasserstein_mlp_widths_per_network(family):
+    """``g_hidden`` / ``d_hidden`` / ``g_norm`` give G and the critic their own MLPs (PyTorch-GAN's
+    WGAN scripts: G 128-256-512-1024 with batch norm, critic 512-256); empty keeps ``mlp_hidden``."""
+    def widths(net):
+        return [l.out_features for l in net.modules() if isinstance(l, torch.nn.Linear)]
+
+    same = gankit.create(family, arch="mlp", data_shape=(1, 8, 8), mlp_hidden=(32, 16))
+    assert widths(same.G) == [32, 16, 64] and widths(same.D) == [32, 16, 1]
+    assert not any(isinstance(l, torch.nn.BatchNorm1d) for l in same.G.modules())
+    own = gankit.create(family, arch="mlp", data_shape=(1, 8, 8), g_hidden=(8, 16, 32), d_hidden=(24,), g_norm="batch")
+    assert widths(own.G) == [8, 16, 32, 64] and widths(own.D) == [24, 1]
+    assert sum(isinstance(l, torch.nn.BatchNorm1d) for l in own.G.modules()) == 3
+    assert own.G(torch.randn(4, 100)).shape == (4, 1, 8, 8)

@@ -111,7 +111,8 @@ class DCGAN(Family):
         # a G EMA (half-life 1 kimg) and a linear learning-rate decay over the second half
         "cpu-digits": {"model": {"ngf": 32, "ndf": 32, "z_dim": 64},
                        "train": {"batch_size": 32, "ema_kimg": 1.0, "lr_schedule": "linear-decay", "kimg": 300}},
-        "cpu-64": {"model": {"ngf": 32, "ndf": 32, "max_channels": 256}, "train": {"batch_size": 32}},
+        # bf16 where the CPU computes it natively (1.47x at 32 px; fp32: --train.precision fp32)
+        "cpu-64": {"model": {"ngf": 32, "ndf": 32, "max_channels": 256}, "train": {"batch_size": 32, "precision": "auto"}},
     }
 
     def validate(self, cfg: DCGANConfig) -> None:

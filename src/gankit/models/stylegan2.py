@@ -432,8 +432,10 @@ class StyleGAN2(StyleFamily):
                               "second half); 11.7-19.9% recognised over seeds 0-2 against cpu-shapes' 2.6-11.7%"},
         "cpu-64": {"model": {"z_dim": 128, "w_dim": 128, "mapping_layers": 2, "channel_base": 4096,
                              "channel_max": 128, "r1_gamma": 0.2},
-                   "train": {"batch_size": 16, "ema_kimg": 2.0, "ema_rampup": 0.05, "kimg": 200.0},
-                   "doc": "64 px, 128 channels at most, 128-d latents, 2 mapping layers"},
+                   "train": {"batch_size": 16, "ema_kimg": 2.0, "ema_rampup": 0.05, "kimg": 200.0,
+                             "precision": "auto"},
+                   "doc": "64 px, 128 channels at most, 128-d latents, 2 mapping layers; bf16 on a CPU with "
+                          "native bf16 (1.33-1.36x), --train.precision fp32 for fp32"},
     }
 
     def validate(self, cfg: StyleGAN2Config) -> None:

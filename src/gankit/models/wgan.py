@@ -29,6 +29,9 @@ class WGANConfig:
     ndf: Size = 64
     max_channels: Size = 1024
     mlp_hidden: tuple[Size, ...] = (512, 512, 512)
+    g_hidden: tuple[Size, ...] = ()  # mlp arch: G's hidden widths when they differ from mlp_hidden (empty: mlp_hidden)
+    d_hidden: tuple[Size, ...] = ()  # mlp arch: the critic's hidden widths (empty: mlp_hidden)
+    g_norm: Annotated[str, Choice(("none", "batch"))] = "none"  # mlp arch: batch norm in G's hidden layers
     d_norm: Annotated[str, Choice(("none", "layer", "batch"))] = "none"  # critic normalization for the dcgan arch: none | layer
     clip: float = 0.01  # Algorithm 1, c
     pack: Interval = 1  # PacGAN (Lin et al. 2018): the critic judges packs of this many samples; 1 = no packing

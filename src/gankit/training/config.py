@@ -42,6 +42,7 @@ class TrainConfig:
     threads: Annotated[int, Range(0, 4096)] = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Annotated[str, Choice(("fp32", "bf16", "fp16", "auto"))] = "fp32"  # fp32 | bf16 | fp16: autocast around every loss (fp16 with a gradient scaler) | auto: bf16 on a CPU with native bf16, else fp32
+    fused_adam: bool = False  # Adam through torch's fused kernel (cpu, cuda): the same update within float rounding, fewer passes over memory
     compile: bool = False  # torch.compile the networks (first steps are slow while it compiles)
     tensorboard: bool = True
     metrics: bool = True  # mode metrics at the end when the data has them

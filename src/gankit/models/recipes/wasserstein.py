@@ -19,8 +19,8 @@ def resolve_arch(cfg) -> str:
 def build_pair(cfg):
     """The WGAN families' networks: DCGAN's for images, MLPs for vectors (shared with wgan-gp)."""
     if resolve_arch(cfg) == "mlp":
-        G = gan.Generator(cfg.data_shape, cfg.z_dim, cfg.mlp_hidden, "relu")
-        D = gan.Discriminator(cfg.data_shape, cfg.mlp_hidden, "relu", dropout=0.0, pack=cfg.pack)
+        G = gan.Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden or cfg.mlp_hidden, "relu", norm=cfg.g_norm)
+        D = gan.Discriminator(cfg.data_shape, cfg.d_hidden or cfg.mlp_hidden, "relu", dropout=0.0, pack=cfg.pack)
         return G, packed(D, cfg.pack)
     c, res, _ = cfg.data_shape
     G = dcgan.Generator(res, c, cfg.z_dim, cfg.ngf, cfg.max_channels, "batch")
