@@ -20,6 +20,7 @@ same number of batches after the same warm-up. Parameter counts of both sides ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -187,19 +188,28 @@ def write_stubs(root: Path) -> None:
 NATIVE_32 = {"wgan"}  # scripts without a Resize: the stand-in serves 32 px images
 
 
+@contextlib.contextmanager
+def sandbox(name: str, n: int, warm: int, threads: int | None = None):
+    """A temporary folder with the stand-ins written, the folder to run a script in (the scripts
+    write ../../data and images/ next to where they run) and the environment that finds them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_stubs(tmp / "stubs")
+        work = tmp / "a" / "b"
+        work.mkdir(parents=True)
+        env = {**os.environ, "PYTHONPATH": str(tmp / "stubs"), "STUB_N": str(n), "STUB_WARM": str(warm),
+               "STUB_RES": "32" if name in NATIVE_32 else "28"}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        yield tmp, work, env
+
+
 def reference(checkout: Path, name: str, args: list, batch: int, batches: int, warmup: int, threads: int) -> dict:
     script = checkout / "implementations" / name / f"{name}.py"
     if not script.is_file():
         sys.exit(f"--pytorch-gan {checkout}: no {script.relative_to(checkout)}; pass a PyTorch-GAN checkout")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        write_stubs(tmp / "stubs")
-        work = tmp / "a" / "b"  # the scripts write ../../data and images/ next to where they run
-        work.mkdir(parents=True)
+    with sandbox(name, batch * (warmup + batches), batch * warmup, threads) as (tmp, work, env):
         out = tmp / "rate.json"
-        env = {**os.environ, "PYTHONPATH": str(tmp / "stubs"), "STUB_N": str(batch * (warmup + batches)),
-               "STUB_WARM": str(batch * warmup), "OMP_NUM_THREADS": str(threads),
-               "STUB_RES": "32" if name in NATIVE_32 else "28"}
         cmd = [sys.executable, str(tmp / "stubs" / "_run.py"), str(threads), str(out), str(script), "--n_epochs", "1",
                "--sample_interval", str(10**9), *args]
         r = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -222,17 +232,11 @@ def reference_params(checkout: Path, name: str, args: list) -> dict:
                  if isinstance(v, torch.nn.Module) and k[0].islower() and sum(1 for _ in v.parameters())}}
         print(json.dumps(nets))
         ''')
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        write_stubs(tmp / "stubs")
-        work = tmp / "a" / "b"
-        work.mkdir(parents=True)
-        env = {**os.environ, "PYTHONPATH": str(tmp / "stubs"), "STUB_N": "64", "STUB_WARM": "0",
-               "STUB_RES": "32" if name in NATIVE_32 else "28"}
+    with sandbox(name, 64, 0) as (_, work, env):
         r = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True)
-        if r.returncode:
-            sys.exit(f"{name}: counting parameters failed:\n{r.stderr[-3000:]}")
-        return json.loads(r.stdout.strip().splitlines()[-1])
+    if r.returncode:
+        sys.exit(f"{name}: counting parameters failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def gankit_side(family: str, overrides: dict, batches: int, warmup: int, threads: int, fused_adam: bool = False) -> dict:
