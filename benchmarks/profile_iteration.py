@@ -2,7 +2,8 @@
 phase, the lazy regularization at its interval, the EMA, the data), by operator.
 
     python benchmarks/profile_iteration.py [--family stylegan2 --preset small --data 'builtin:shapes?res=64']
-        [--iterations 32] [--precision fp32|bf16] [--out benchmarks/results/profile_iteration.json]
+        [--iterations 32] [--precision fp32|bf16] [--batch N] [--fused-adam]
+        [--out benchmarks/results/profile_iteration.json]
 
 Prints the operator table (self CPU time) and the share of the iteration spent in convolutions
 (forward and backward: aten::mkldnn_convolution, aten::convolution_backward and what they call)
@@ -33,6 +34,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=32, help="profiled iterations (16 covers each lazy interval)")
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--batch", type=int, help="--train.batch-size (default: the preset's)")
+    ap.add_argument("--fused-adam", action="store_true", help="--train.fused-adam (one fused kernel per optimizer step)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--rows", type=int, default=25)
     ap.add_argument("--out", default="benchmarks/results/profile_iteration.json")
@@ -40,7 +43,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(args.family, args.data, tmp, preset=args.preset, progress=False,
                      overrides={"train": {"threads": args.threads, "precision": args.precision, "tensorboard": False,
-                                          "metrics": False, "kimg": 10**6}})
+                                          "metrics": False, "kimg": 10**6, "fused_adam": args.fused_adam,
+                                          **({"batch_size": args.batch} if args.batch else {})}})
         tr.setup()
         total = 10**9
         for _ in range(args.warmup):
@@ -59,6 +63,7 @@ def main() -> None:
     ops = sorted(({"op": e.key, "self_ms": round(e.self_cpu_time_total / 1e3 / args.iterations, 3),
                    "calls": e.count // args.iterations} for e in events), key=lambda r: -r["self_ms"])
     row = {"family": args.family, "preset": args.preset, "data": args.data, "precision": args.precision,
+           "fused_adam": args.fused_adam,
            "batch": batch, "iterations": args.iterations, "ms_per_iteration_profiled": round(wall / args.iterations * 1e3, 2),
            "img_s_profiled": round(batch * args.iterations / wall, 2), "conv_share": round(conv / self_total, 4),
            "top_ops": ops[:args.rows]}

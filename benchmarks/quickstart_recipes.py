@@ -62,18 +62,26 @@ VARIANTS = {
     "Q-mapmul-1-24": (24, {**Q, "mapping_lr_mul": 1.0}, DECAY),
     "Q-cb2048-max64-24": (24, {**Q, "channel_base": 2048, "channel_max": 64}, DECAY),
     "Q-b32-lr-0.005-24": (24, Q, {**DECAY, "batch_size": 32, "g_lr": 0.005, "d_lr": 0.005}),
+    # the quickstart recipe at 48 kimg (third session): the data's size, R1, batch with the learning rate
+    "Q-48": (48, Q, DECAY),
+    "Q-n100k-48": (48, Q, DECAY),  # 100,000 images instead of 10,000 (DATA below)
+    "Q-r1-0.5-48": (48, {**Q, "r1_gamma": 0.5}, DECAY),
+    "Q-b32-lr-0.005-48": (48, Q, {**DECAY, "batch_size": 32, "g_lr": 0.005, "d_lr": 0.005}),
+    "Q-b64-lr-0.01-48": (48, Q, {**DECAY, "batch_size": 64, "g_lr": 0.01, "d_lr": 0.01}),
 }
+#: variants trained on other data than the Quickstart's
+DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000"}
 
 
 def run(name: str, runs: str, threads: int, seed: int = 0) -> dict:
     kimg, model, train = VARIANTS[name]
     t0 = time.perf_counter()
     out = os.path.join(runs, name if seed == 0 else f"{name}-seed{seed}")
-    tr = Trainer("stylegan2", "builtin:shapes?res=32", out, preset="cpu-shapes", progress=False,
+    tr = Trainer("stylegan2", DATA.get(name, "builtin:shapes?res=32"), out, preset="cpu-shapes", progress=False,
                  overrides={"model": model, "train": {"kimg": kimg, "tensorboard": False, "snapshot_kimg": 10**6,
                                                       "sample_kimg": 10**6, "threads": threads, "seed": seed, **train}})
     m = tr.run()["metric_values"]
-    return {"variant": name, "seed": seed, "kimg": kimg, "model": model, "train": train,
+    return {"variant": name, "seed": seed, "kimg": kimg, "data": DATA.get(name, "builtin:shapes?res=32"), "model": model, "train": train,
             "seconds": round(time.perf_counter() - t0),
             **{k: m[k] for k in ("recognised_share", "pairs_covered", "shapes_covered", "colours_covered")}}
 
