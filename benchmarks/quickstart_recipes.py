@@ -68,6 +68,7 @@ VARIANTS = {
     "Q-r1-0.5-48": (48, {**Q, "r1_gamma": 0.5}, DECAY),
     "Q-b32-lr-0.005-48": (48, Q, {**DECAY, "batch_size": 32, "g_lr": 0.005, "d_lr": 0.005}),
     "Q-b64-lr-0.01-48": (48, Q, {**DECAY, "batch_size": 64, "g_lr": 0.01, "d_lr": 0.01}),
+    "Q-b32-lr-0.005-nonoise-48": (48, {**Q, "use_noise": False}, {**DECAY, "batch_size": 32, "g_lr": 0.005, "d_lr": 0.005}),
 }
 #: variants trained on other data than the Quickstart's
 DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000"}
