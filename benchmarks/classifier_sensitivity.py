@@ -5,8 +5,8 @@ shipped), and both on the checkpoints given.
     python benchmarks/classifier_sensitivity.py [--checkpoints RUN/checkpoints/ckpt-... ...] [--epochs 6]
         [--out benchmarks/results/classifier_sensitivity.json]
 
-The jittered copy trains like ``scripts/train_shapes_classifier.py`` (same data, "none"
-negatives, Adam 1e-3) with, per image: contrast x U(0.88, 1.12), a colour offset N(0, 0.1) per
+The jittered copy is ``gankit.metrics.modes.train_shapes_classifier`` (the shipped recipe: same
+data, "none" negatives, Adam 1e-3) with ``augment`` set to, per image: contrast x U(0.88, 1.12), a colour offset N(0, 0.1) per
 channel, a Gaussian blur of sigma U(0, 0.6) on half the images, and pixel noise of std U(0, 0.08).
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 from common import write_results
 
@@ -34,27 +33,10 @@ def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (x + 0.08 * torch.rand(n, 1, 1, 1, generator=g) * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
 
-def train_jittered(epochs: int, seed: int = 0, n: int = 16000) -> modes.ShapesClassifier:
-    torch.manual_seed(seed)
+def train_jittered(epochs: int, seed: int = 0) -> modes.ShapesClassifier:
     g = torch.Generator().manual_seed(seed)
-    x, ys, yc = modes._shapes_tensors(n, 1000)
-    neg = modes._negatives(x)
-    none_s, none_c = modes.ShapesClassifier.num_shapes - 1, modes.ShapesClassifier.num_colours - 1
-    x = torch.cat([x, neg])
-    ys = torch.cat([ys, torch.full((len(neg),), none_s)])
-    yc = torch.cat([yc, torch.full((len(neg),), none_c)])
-    model = modes.ShapesClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 128):
-            idx = perm[i:i + 128]
-            ps, pc = model(jitter(x[idx].clone(), g))
-            loss = F.cross_entropy(ps, ys[idx]) + F.cross_entropy(pc, yc[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval().requires_grad_(False)
+    model, _ = modes.train_shapes_classifier(seed=seed, epochs=epochs, augment=lambda x: jitter(x, g))
+    return model.requires_grad_(False)
 
 
 def recognised(model: modes.ShapesClassifier, images: torch.Tensor) -> dict:

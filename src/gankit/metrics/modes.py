@@ -200,9 +200,11 @@ def _negatives(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([uniform, smooth, empty, blend]).clamp(-1, 1)
 
 
-def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000) -> tuple[ShapesClassifier, dict]:
+def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000,
+                            augment=None) -> tuple[ShapesClassifier, dict]:
     """Trains on ``n`` shapes (seed 1000) plus n/4 "none" images and reports accuracy on 2,000
-    held-out shapes (seed 2000)."""
+    held-out shapes (seed 2000). ``augment(batch)``, when given, transforms each training batch
+    (the shipped weights use none)."""
     torch.manual_seed(seed)
     x, ys, yc = _shapes_tensors(n, 1000)
     neg = _negatives(x)
@@ -216,7 +218,7 @@ def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000) -> t
         perm = torch.randperm(n)
         for i in range(0, n, 128):
             idx = perm[i:i + 128]
-            ps, pc = model(x[idx])
+            ps, pc = model(x[idx] if augment is None else augment(x[idx].clone()))
             loss = F.cross_entropy(ps, ys[idx]) + F.cross_entropy(pc, yc[idx])
             opt.zero_grad()
             loss.backward()
