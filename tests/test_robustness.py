@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import gankit
@@ -214,6 +214,8 @@ near_valid_labels = st.builds(
 @settings(max_examples=int(300 * SCALE), **SETTINGS)
 @given(st.one_of(near_valid_labels, json_values.map(lambda v: {"labels": v}), json_values,
                  st.binary(max_size=64).map(lambda b: ("raw", b))))
+@example(doc={"labels": ["\n"]})  # a newline inside an entry once reached the message as written
+@example(doc={"labels": [["a.png\n", 0], ["b.png", "1\n"], ["sub/c.png", 0]]})
 def test_dataset_json_opens_or_names_the_problem(tmp_path_factory, image_names, doc):
     from gankit.data import open_dataset
     from gankit.data.validate import check

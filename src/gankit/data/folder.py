@@ -21,6 +21,11 @@ from .base import DatasetInfo, GanDataset, TensorDataset
 
 
 LABELS_FORM = '{"labels": [["file.png", 0], ...]}'
+
+
+def _shown(value, limit: int) -> str:
+    """``value`` as JSON writes it (newlines and control characters escaped), cut to ``limit``."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=True)[:limit]
 MAX_LABEL = 1 << 16  # classes
 
 
@@ -42,22 +47,23 @@ def parse_labels(raw: bytes, files: list[str], root: str) -> tuple[list[int] | N
     problems, table, mentioned = [], {}, set()
     for i, e in enumerate(entries):
         if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)):
-            problems.append((where, f"entry {i} ({str(e)[:60]}) is not a [file, class] pair"))
+            problems.append((where, f"entry {i} ({_shown(e, 60)}) is not a [file, class] pair"))
             continue
         name, value = e[0].replace("\\", "/"), e[1]
         mentioned.add(name)
+        shown = name if name.isprintable() else _shown(name, 80)  # messages stay on one line
         if isinstance(value, list):
-            problems.append((where, f"{name}: a vector label; only integer class labels are supported"))
+            problems.append((where, f"{shown}: a vector label; only integer class labels are supported"))
             continue
         whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not whole:
-            problems.append((where, f"{name}: label {str(value)[:40]} is not a whole number"))
+            problems.append((where, f"{shown}: label {_shown(value, 40)} is not a whole number"))
             continue
         if not 0 <= value < MAX_LABEL:
-            problems.append((where, f"{name}: label {int(value)} is out of range (classes are 0 to {MAX_LABEL - 1})"))
+            problems.append((where, f"{shown}: label {int(value)} is out of range (classes are 0 to {MAX_LABEL - 1})"))
             continue
         if name in table and table[name] != int(value):
-            problems.append((where, f"{name}: labelled twice ({table[name]} and {int(value)})"))
+            problems.append((where, f"{shown}: labelled twice ({table[name]} and {int(value)})"))
             continue
         table[name] = int(value)
     missing = [f for f in files if f not in mentioned]
