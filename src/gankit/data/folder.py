@@ -21,12 +21,12 @@ from .base import DatasetInfo, GanDataset, TensorDataset
 
 
 LABELS_FORM = '{"labels": [["file.png", 0], ...]}'
+MAX_LABEL = 1 << 16  # classes
 
 
 def _shown(value, limit: int) -> str:
     """``value`` as JSON writes it (newlines and control characters escaped), cut to ``limit``."""
     return json.dumps(value, ensure_ascii=False, allow_nan=True)[:limit]
-MAX_LABEL = 1 << 16  # classes
 
 
 def parse_labels(raw: bytes, files: list[str], root: str) -> tuple[list[int] | None, list[tuple[str, str]], list[str]]:

@@ -245,10 +245,12 @@ def shapes_classifier() -> ShapesClassifier:
 
 @register_metric("modes-shapes")
 @torch.no_grad()
-def shapes_modes(images: torch.Tensor, threshold: float = 0.9, batch: int = 500) -> dict:
+def shapes_modes(images: torch.Tensor, threshold: float = 0.9, batch: int = 500,
+                 model: ShapesClassifier | None = None) -> dict:
     """For generated shapes (N, 3, H, W): the share whose shape and colour are both recognised with
-    probability >= ``threshold``, and how many shapes, colours and (shape, colour) pairs appear."""
-    model = shapes_classifier()
+    probability >= ``threshold``, and how many shapes, colours and (shape, colour) pairs appear;
+    by the shipped classifier unless ``model`` is given."""
+    model = shapes_classifier() if model is None else model
     ps, pc = zip(*(model(x.float().cpu()) for x in images.split(batch)))
     ps, pc = F.softmax(torch.cat(ps), 1), F.softmax(torch.cat(pc), 1)
     (cs, s), (cc, c) = ps.max(1), pc.max(1)
