@@ -69,9 +69,16 @@ VARIANTS = {
     "Q-b32-lr-0.005-48": (48, Q, {**DECAY, "batch_size": 32, "g_lr": 0.005, "d_lr": 0.005}),
     "Q-b64-lr-0.01-48": (48, Q, {**DECAY, "batch_size": 64, "g_lr": 0.01, "d_lr": 0.01}),
     "Q-b32-lr-0.005-nonoise-48": (48, {**Q, "use_noise": False}, {**DECAY, "batch_size": 32, "g_lr": 0.005, "d_lr": 0.005}),
+    # fourth session: is it the shapes' positions, the discrete factors, or D's learning rate?
+    "Q-centred-24": (24, Q, DECAY),  # every shape at the centre (DATA below)
+    "D-cond-shape-24": (24, {**D, "conditional": True}, DECAY),  # G and D given the shape label (no packing)
+    "D-cond-colour-24": (24, {**D, "conditional": True}, DECAY),  # given the colour label
+    "Q-dlr-0.005-24": (24, Q, {**DECAY, "d_lr": 0.005}),
+    "Q-dlr-0.01-24": (24, Q, {**DECAY, "d_lr": 0.01}),
 }
 #: variants trained on other data than the Quickstart's
-DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000"}
+DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": "builtin:shapes?res=32&place=centre",
+        "D-cond-shape-24": "builtin:shapes?res=32&label=shape", "D-cond-colour-24": "builtin:shapes?res=32&label=colour"}
 
 
 def run(name: str, runs: str, threads: int, seed: int = 0) -> dict:

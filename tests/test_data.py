@@ -280,6 +280,22 @@ def test_shapes_deterministic_with_factors_and_captions():
         open_dataset("builtin:shapes?res=48")
 
 
+def test_shapes_centred_keeps_the_other_factors():
+    a = open_dataset("builtin:shapes?res=32&n=40&seed=4")
+    c = open_dataset("builtin:shapes?res=32&n=40&seed=4&place=centre")
+    fa, fc = a.meta["factors"], c.meta["factors"]
+    assert np.all(fc["x"] == 0.5) and np.all(fc["y"] == 0.5) and np.all(fc["col"] == 1) and np.all(fc["row"] == 1)
+    for key in ("shape", "colour", "size", "background"):
+        assert np.array_equal(fa[key], fc[key])
+    assert a.name != c.name and not torch.equal(a.data, c.data)
+    # the centre pixel has the shape's colour
+    names = c.meta["factor_names"]
+    col = np.array(gankit.data.builtin.shapes.COLOURS[names["colour"][fc["colour"][0]]])
+    assert np.abs(c.data[0, :, 16, 16].numpy().astype(int) - col).max() < 40
+    with pytest.raises(DataError, match="place=centre"):
+        open_dataset("builtin:shapes?res=32&place=middle")
+
+
 def test_idx_reader_roundtrip(tmp_path):
     for dtype, name in ((np.uint8, "a.idx"), (np.int32, "b.idx.gz"), (np.float32, "c.idx")):
         arr = (np.arange(2 * 3 * 4) % 7).reshape(2, 3, 4).astype(dtype)

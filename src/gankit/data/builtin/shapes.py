@@ -70,7 +70,8 @@ def render(shape: str, colour: str, size: str, x: float, y: float, background: s
     return np.asarray(img, dtype=np.uint8)
 
 
-def sample_factors(n: int, seed: int) -> dict[str, np.ndarray]:
+def sample_factors(n: int, seed: int, place: str = "random") -> dict[str, np.ndarray]:
+    """The factors of ``n`` images; ``place="centre"`` puts every shape at the canvas's centre."""
     rng = np.random.default_rng(seed)
     f = {"shape": rng.integers(0, len(SHAPES), n), "colour": rng.integers(0, len(COLOURS), n),
          "size": rng.integers(0, len(SIZES), n), "background": rng.integers(0, len(BACKGROUNDS), n)}
@@ -78,6 +79,8 @@ def sample_factors(n: int, seed: int) -> dict[str, np.ndarray]:
     # centres keep the whole shape on the canvas
     f["x"] = radius + rng.random(n) * (1 - 2 * radius)
     f["y"] = radius + rng.random(n) * (1 - 2 * radius)
+    if place == "centre":
+        f["x"] = f["y"] = np.full(n, 0.5)
     f["col"] = np.minimum((f["x"] * 3).astype(np.int64), 2)
     f["row"] = np.minimum((f["y"] * 3).astype(np.int64), 2)
     return f
@@ -85,13 +88,16 @@ def sample_factors(n: int, seed: int) -> dict[str, np.ndarray]:
 
 @register_dataset("shapes")
 def shapes(res: Annotated[int, Range(4, 1024)] = 64, n: Annotated[int, Range(1, 1_000_000)] = 10_000, seed: Seed = 0,
-           label: str = "shape") -> TensorDataset:
-    """``n`` RGB images at ``res`` (power of two, 8..256); ``label`` picks the factor used as class label."""
+           label: str = "shape", place: str = "random") -> TensorDataset:
+    """``n`` RGB images at ``res`` (power of two, 8..256); ``label`` picks the factor used as class label;
+    ``place`` is ``random`` (anywhere the shape fits) or ``centre`` (every shape centred)."""
     if res & (res - 1) or not 8 <= res <= 256:
         raise DataError(f"shapes: res={res} is not a power of two from 8 to 256; use for example res=64")
     if label not in FACTORS:
         raise DataError(f"shapes: label={label!r}; use one of {', '.join(FACTORS)}")
-    f = sample_factors(n, seed)
+    if place not in ("random", "centre"):
+        raise DataError(f"shapes: place={place!r}; use place=random (the default) or place=centre")
+    f = sample_factors(n, seed, place)
     names = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES), "background": tuple(BACKGROUNDS),
              "row": ROWS, "col": COLS}
     imgs = np.empty((n, res, res, 3), dtype=np.uint8)
@@ -102,5 +108,6 @@ def shapes(res: Annotated[int, Range(4, 1024)] = 64, n: Annotated[int, Range(1, 
         captions.append(caption(s, c, z, ROWS[f["row"][i]], COLS[f["col"][i]], b))
     data = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
     labels = torch.from_numpy(f[label].astype(np.int64))
-    return TensorDataset(f"shapes-{res}-{n}-{seed}", data, labels, num_classes=len(names[label]),
+    name = f"shapes-{res}-{n}-{seed}" + ("" if place == "random" else f"-{place}")
+    return TensorDataset(name, data, labels, num_classes=len(names[label]),
                          mode_metric="shapes", meta={"factors": f, "factor_names": names, "captions": captions, "label": label})
