@@ -271,18 +271,18 @@ def test_learns_digits(family, kimg, share, classes, tmp_path):
     assert m["classes_covered"] >= classes, m
 
 
-def test_quickstart_recipe_learns_shapes_at_half_its_budget(tmp_path):
+def test_quickstart_recipe_learns_shapes_at_a_third_of_its_budget(tmp_path):
     """`make run`'s recipe (the stylegan2 ``quickstart`` preset) on builtin:shapes at 32 px, scaled to
-    a test budget: 12 kimg instead of 24 (about a minute on 2 cores). The shapes classifier's
+    a test budget: 8 kimg instead of 24 (under a minute on 2 cores). The shapes classifier's
     Frechet distance (2,000 samples each side) falls from an untrained generator's 18,600-20,900
-    (three initial seeds) to 2,000-7,600 (seeds 0, 1, 2 at 12 kimg, one thread), and the
-    shape-colour pairs recognised rise from 3-6 to 9-14 of 24. Recognised share is no bar at this
-    budget: it is 2-8% there, against an untrained generator's 2-12%."""
+    (three initial seeds) to 4,200-5,000 (seeds 0-3 at 8 kimg, one thread), and the shape-colour
+    pairs recognised rise from 3-6 to 8-12 of 24. Recognised share is no bar at this budget: it
+    is 2-5% there, against an untrained generator's 2-12%."""
     from gankit.metrics.evaluate import evaluate
     from gankit.metrics.modes import shapes_modes
 
     tr = Trainer("stylegan2", "builtin:shapes?res=32", tmp_path / "run", preset="quickstart",
-                 overrides={"train": {"kimg": 12, "tensorboard": False, "metrics": False, "snapshot_kimg": 100,
+                 overrides={"train": {"kimg": 8, "tensorboard": False, "metrics": False, "snapshot_kimg": 100,
                                       "sample_kimg": 100}}, progress=False)
     tr.run()
     G = gankit.load(tmp_path / "run")
@@ -292,7 +292,7 @@ def test_quickstart_recipe_learns_shapes_at_half_its_budget(tmp_path):
         x = G(torch.randn(2000, G.z_dim, generator=torch.Generator().manual_seed(123)))
     m = shapes_modes(x)
     assert fd < 10000, fd
-    assert m["pairs_covered"] >= 8, m
+    assert m["pairs_covered"] >= 7, m
 
 
 def test_without_noise_inputs_the_generator_is_deterministic_in_every_noise_mode():
