@@ -75,6 +75,9 @@ VARIANTS = {
     "D-cond-colour-24": (24, {**D, "conditional": True}, DECAY),  # given the colour label
     "Q-dlr-0.005-24": (24, Q, {**DECAY, "d_lr": 0.005}),
     "Q-dlr-0.01-24": (24, Q, {**DECAY, "d_lr": 0.01}),
+    # D sees blurred images at first (StyleGAN3 config R's curriculum), the blur gone at 12 kimg
+    "Q-blur-2-24": (24, {**Q, "blur_init_sigma": 2.0, "blur_fade_kimg": 12.0}, DECAY),
+    "Q-blur-4-24": (24, {**Q, "blur_init_sigma": 4.0, "blur_fade_kimg": 12.0}, DECAY),
 }
 #: variants trained on other data than the Quickstart's
 DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": "builtin:shapes?res=32&place=centre",

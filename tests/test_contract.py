@@ -128,6 +128,23 @@ def test_stylegan3_blur_fade_follows_the_image_count_not_the_split(tmp_path, mon
     assert per_iteration[0][:3] == [10.0, 9.2, 8.4]  # (1 - cur_nimg / 100) * 10 at 0, 8, 16 images
 
 
+def test_stylegan2_takes_the_same_blur_option(tmp_path, monkeypatch):
+    """--model.blur-init-sigma reaches StyleGAN2's D through the shared recipe (off by default)."""
+    import gankit.models.recipes.style as style
+
+    sigmas, real_blur = [], style.gaussian_blur
+    monkeypatch.setattr(style, "gaussian_blur", lambda img, sigma: (sigmas.append(round(sigma, 9)),
+                                                                    real_blur(img, sigma))[1])
+    tiny = get_family("stylegan2").tiny
+    for blur in (0.0, 2.0):
+        Trainer("stylegan2", tiny[0], tmp_path / f"b{blur}", progress=False,
+                overrides={"model": dict(tiny[1]["model"], blur_init_sigma=blur, blur_fade_kimg=0.016),
+                           "train": {"batch_size": 4, "kimg": 0.016, "tensorboard": False, "metrics": False}}).run()
+        if blur == 0:
+            assert sigmas == []
+    assert max(sigmas) == 2.0 and min(sigmas) < 2.0  # fades with the image count
+
+
 # ----------------------------------------------------------------------------- the schedule hook
 @pytest.fixture
 def scheduled():

@@ -74,6 +74,8 @@ class StyleGAN2Config:
     pl_batch_shrink: Interval = 2  # path length on batch / N samples
     g_reg_interval: Interval = 4  # lazy path length every N minibatches; 1 = in every G step
     style_mixing_prob: Fraction = 0.9  # StyleGAN section 3.1
+    blur_init_sigma: float = 0.0  # D sees images blurred by this sigma at first (StyleGAN3 config R); 0 = off
+    blur_fade_kimg: Positive = 200.0  # the blur fades out linearly over this many kimg
 
 
 # ----------------------------------------------------------------------------- generator
