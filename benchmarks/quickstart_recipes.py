@@ -78,6 +78,9 @@ VARIANTS = {
     # D sees blurred images at first (StyleGAN3 config R's curriculum), the blur gone at 12 kimg
     "Q-blur-2-24": (24, {**Q, "blur_init_sigma": 2.0, "blur_fade_kimg": 12.0}, DECAY),
     "Q-blur-4-24": (24, {**Q, "blur_init_sigma": 4.0, "blur_fade_kimg": 12.0}, DECAY),
+    # half the channels at every resolution (1.8x the images per second): more kimg in the same time
+    "Q-cb512-24": (24, {**Q, "channel_base": 512}, DECAY),
+    "Q-cb512-48": (48, {**Q, "channel_base": 512}, DECAY),
 }
 #: variants trained on other data than the Quickstart's
 DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": "builtin:shapes?res=32&place=centre",
