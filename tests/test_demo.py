@@ -298,10 +298,11 @@ def test_translation_demo_in_a_real_browser(translation_run, tmp_path):
             out.wait_for(timeout=60000)
             first = page.request.get(out.get_attribute("src")).body()
             assert first[:8] == b"\x89PNG\r\n\x1a\n"
+            before = out.get_attribute("src")  # read before the click: a quick answer must not be missed
             page.locator("#example input").fill("5")
             page.locator("#pick").click()
             page.wait_for_function("s => { const i = document.querySelector('#output img'); return i && i.src !== s; }",
-                                   arg=out.get_attribute("src"), timeout=60000)
+                                   arg=before, timeout=60000)
             assert page.request.get(out.get_attribute("src")).body() != first  # the example's translation
             browser.close()
         assert server.poll() is None
