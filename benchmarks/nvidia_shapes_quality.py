@@ -30,6 +30,9 @@ ap.add_argument("--pl", type=float, default=2.0)
 ap.add_argument("--mix", type=float, default=0.9)
 ap.add_argument("--ema", type=float, default=2.0)
 ap.add_argument("--arch", default="skip")
+ap.add_argument("--g-reg-interval", type=int, default=4,
+                help="NVIDIA's G_reg_interval; 0 = no lazy G phase and no lr correction (gankit's choice when --pl is 0)")
+ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--out", default="/tmp/nvq/run")
 a = ap.parse_args()
@@ -38,7 +41,7 @@ sys.modules.setdefault("requests", types.ModuleType("requests"))  # dnnlib impor
 from training.loss import StyleGAN2Loss  # noqa: E402
 from training.networks import Discriminator, Generator  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 ds = shapes(res=32, n=10000, seed=0)
 data = ds.data.float().div(127.5).sub(1)
@@ -49,10 +52,10 @@ D = Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=1024,
 G_ema = copy.deepcopy(G).eval()
 loss = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D, r1_gamma=a.gamma, style_mixing_prob=a.mix, pl_weight=a.pl)
 phases = []
-for name, mod, interval in (("G", G, 4), ("D", D, 16)):
-    r = interval / (interval + 1)
+for name, mod, interval in (("G", G, a.g_reg_interval), ("D", D, 16)):
+    r = interval / (interval + 1) if interval else 1.0
     opt = torch.optim.Adam(mod.parameters(), lr=a.lr * r, betas=(0.0, 0.99 ** r), eps=1e-8)
-    phases += [(name + "main", mod, opt, 1, 1), (name + "reg", mod, opt, interval, interval)]
+    phases += [(name + "main", mod, opt, 1, 1)] + ([(name + "reg", mod, opt, interval, interval)] if interval else [])
 nimg, step, B = 0, 0, a.batch
 c0 = torch.zeros(B, 0)
 t0 = time.time()

@@ -81,9 +81,13 @@ VARIANTS = {
     # half the channels at every resolution (1.8x the images per second): more kimg in the same time
     "Q-cb512-24": (24, {**Q, "channel_base": 512}, DECAY),
     "Q-cb512-48": (48, {**Q, "channel_base": 512}, DECAY),
+    "Q-beta2-0.9-24": (24, Q, {**DECAY, "betas": (0.0, 0.9)}),  # SAGAN / BigGAN's Adam beta2
+    "Q-r1-every-step-24": (24, {**Q, "d_reg_interval": 1}, DECAY),  # R1 in every D step, not lazily
+    "Q-centred-96": (96, Q, {**DECAY, "snapshot_kimg": 24}),  # the centred data, four times as long
 }
 #: variants trained on other data than the Quickstart's
 DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": "builtin:shapes?res=32&place=centre",
+        "Q-centred-96": "builtin:shapes?res=32&place=centre",
         "D-cond-shape-24": "builtin:shapes?res=32&label=shape", "D-cond-colour-24": "builtin:shapes?res=32&label=colour"}
 
 
