@@ -6,6 +6,11 @@ channel_max 128, R1 0.1, path length 2, mixing 0.9, batch 32, lr 0.0025, EMA 2 k
 shapes classifier on 5,000 EMA samples, with a sample grid.
 
     python benchmarks/nvidia_shapes_quality.py --nvidia /path/to/stylegan2-ada-pytorch --kimg 12 --out /tmp/nv12
+
+The Quickstart's recipe without packing or the learning-rate decay (what gankit's ``quickstart``
+preset gives with ``--model.pack 1 --train.lr-schedule constant``):
+
+    ... --kimg 48 --batch 16 --gamma 0.05 --pl 0 --mix 0 --arch orig --g-reg-interval 0 --threads 1
 """
 import argparse
 import copy
