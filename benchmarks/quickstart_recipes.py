@@ -86,8 +86,8 @@ VARIANTS = {
     "Q-centred-96": (96, Q, {**DECAY, "snapshot_kimg": 24}),  # the centred data, four times as long
 }
 #: variants trained on other data than the Quickstart's
-DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": "builtin:shapes?res=32&place=centre",
-        "Q-centred-96": "builtin:shapes?res=32&place=centre",
+CENTRED = "builtin:shapes?res=32&place=centre"
+DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": CENTRED, "Q-centred-96": CENTRED,
         "D-cond-shape-24": "builtin:shapes?res=32&label=shape", "D-cond-colour-24": "builtin:shapes?res=32&label=colour"}
 
 

@@ -218,7 +218,7 @@ def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000,
         perm = torch.randperm(n)
         for i in range(0, n, 128):
             idx = perm[i:i + 128]
-            ps, pc = model(x[idx] if augment is None else augment(x[idx].clone()))
+            ps, pc = model(x[idx] if augment is None else augment(x[idx]))
             loss = F.cross_entropy(ps, ys[idx]) + F.cross_entropy(pc, yc[idx])
             opt.zero_grad()
             loss.backward()

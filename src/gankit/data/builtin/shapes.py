@@ -30,6 +30,7 @@ BACKGROUNDS = {"black": (0, 0, 0), "gray": (110, 110, 110), "navy": (20, 25, 80)
 COLS = ("left", "center", "right")
 ROWS = ("top", "middle", "bottom")
 FACTORS = ("shape", "colour", "size", "background", "row", "col")
+PLACES = ("random", "centre")
 
 
 def _where(row: str, col: str) -> str:
@@ -76,11 +77,11 @@ def sample_factors(n: int, seed: int, place: str = "random") -> dict[str, np.nda
     f = {"shape": rng.integers(0, len(SHAPES), n), "colour": rng.integers(0, len(COLOURS), n),
          "size": rng.integers(0, len(SIZES), n), "background": rng.integers(0, len(BACKGROUNDS), n)}
     radius = np.array(list(SIZES.values()))[f["size"]]
-    # centres keep the whole shape on the canvas
-    f["x"] = radius + rng.random(n) * (1 - 2 * radius)
-    f["y"] = radius + rng.random(n) * (1 - 2 * radius)
     if place == "centre":
-        f["x"] = f["y"] = np.full(n, 0.5)
+        f["x"], f["y"] = np.full(n, 0.5), np.full(n, 0.5)
+    else:  # centres keep the whole shape on the canvas
+        f["x"] = radius + rng.random(n) * (1 - 2 * radius)
+        f["y"] = radius + rng.random(n) * (1 - 2 * radius)
     f["col"] = np.minimum((f["x"] * 3).astype(np.int64), 2)
     f["row"] = np.minimum((f["y"] * 3).astype(np.int64), 2)
     return f
@@ -95,7 +96,7 @@ def shapes(res: Annotated[int, Range(4, 1024)] = 64, n: Annotated[int, Range(1, 
         raise DataError(f"shapes: res={res} is not a power of two from 8 to 256; use for example res=64")
     if label not in FACTORS:
         raise DataError(f"shapes: label={label!r}; use one of {', '.join(FACTORS)}")
-    if place not in ("random", "centre"):
+    if place not in PLACES:
         raise DataError(f"shapes: place={place!r}; use place=random (the default) or place=centre")
     f = sample_factors(n, seed, place)
     names = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES), "background": tuple(BACKGROUNDS),
