@@ -84,6 +84,8 @@ VARIANTS = {
     "Q-beta2-0.9-24": (24, Q, {**DECAY, "betas": (0.0, 0.9)}),  # SAGAN / BigGAN's Adam beta2
     "Q-r1-every-step-24": (24, {**Q, "d_reg_interval": 1}, DECAY),  # R1 in every D step, not lazily
     "Q-centred-96": (96, Q, {**DECAY, "snapshot_kimg": 24}),  # the centred data, four times as long
+    # fifth session: a longer G EMA (the ramp caps the half-life at 5% of the images seen)
+    "Q-ema10-ramp0.3-24": (24, Q, {**DECAY, "ema_kimg": 10.0, "ema_rampup": 0.3}),
 }
 #: variants trained on other data than the Quickstart's
 CENTRED = "builtin:shapes?res=32&place=centre"
