@@ -40,7 +40,7 @@ def resolve_configs(name: str, preset: str | None = None, overrides: dict | None
     layers = {}
     if preset is not None:
         if preset not in fam.presets:
-            raise ConfigError(f"unknown preset {preset!r} for family '{name}'; choose one of: "
+            raise ConfigError(f"--preset: unknown preset {preset!r} for family '{name}'; choose one of: "
                               f"{', '.join(sorted(fam.presets)) or '(none)'}")
         layers = fam.presets[preset]
     layers = merge(layers, overrides)
