@@ -25,8 +25,11 @@ run: setup
 	rm -rf runs/quickstart
 	$(VENV)/bin/gankit train stylegan2 --preset quickstart --data 'builtin:shapes?res=32' --out runs/quickstart
 
+# Tests: one pytest-xdist worker per core, each with one torch thread (tests/conftest.py), the long
+# tests spread by work stealing. `make test WORKERS=0` runs them in one process, one after another.
+WORKERS ?= auto
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal tests
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

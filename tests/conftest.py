@@ -10,6 +10,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """With pytest-xdist (`make test` runs one worker per core), the workers start after this hook
+    and inherit this environment: one OpenMP thread each. Set before torch loads, it reaches every
+    thread a worker makes and every program it starts, so two workers never share a core."""
+    if getattr(config.option, "numprocesses", None) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
 def run_cli(*args, timeout=600, **kw):
     """Runs `python -m gankit ARGS` in a subprocess; returns CompletedProcess with text output."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
