@@ -86,6 +86,9 @@ VARIANTS = {
     "Q-centred-96": (96, Q, {**DECAY, "snapshot_kimg": 24}),  # the centred data, four times as long
     # fifth session: a longer G EMA (the ramp caps the half-life at 5% of the images seen)
     "Q-ema10-ramp0.3-24": (24, Q, {**DECAY, "ema_kimg": 10.0, "ema_rampup": 0.3}),
+    # the two architectures of section 4.1 not tried on the recipe: residual G, skip D
+    "Q-gresnet-24": (24, {**Q, "g_architecture": "resnet"}, DECAY),
+    "Q-dskip-24": (24, {**Q, "d_architecture": "skip"}, DECAY),
 }
 #: variants trained on other data than the Quickstart's
 CENTRED = "builtin:shapes?res=32&place=centre"
