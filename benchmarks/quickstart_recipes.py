@@ -89,11 +89,16 @@ VARIANTS = {
     # the two architectures of section 4.1 not tried on the recipe: residual G, skip D
     "Q-gresnet-24": (24, {**Q, "g_architecture": "resnet"}, DECAY),
     "Q-dskip-24": (24, {**Q, "d_architecture": "skip"}, DECAY),
+    # sixth session: G and D given the shape-colour pair (24 classes; labels=pair), D's projection head
+    "D-cond-pair-24": (24, {**D, "conditional": True}, DECAY),
+    "D-cond-pair-48": (48, {**D, "conditional": True}, DECAY),
+    "Q-bf16-24": (24, Q, {**DECAY, "precision": "bf16"}),  # the recipe under CPU bf16 autocast
 }
 #: variants trained on other data than the Quickstart's
 CENTRED = "builtin:shapes?res=32&place=centre"
 DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": CENTRED, "Q-centred-96": CENTRED,
-        "D-cond-shape-24": "builtin:shapes?res=32&label=shape", "D-cond-colour-24": "builtin:shapes?res=32&label=colour"}
+        "D-cond-shape-24": "builtin:shapes?res=32&label=shape", "D-cond-colour-24": "builtin:shapes?res=32&label=colour",
+        "D-cond-pair-24": "builtin:shapes?res=32&label=pair", "D-cond-pair-48": "builtin:shapes?res=32&label=pair"}
 
 
 def run(name: str, runs: str, threads: int, seed: int = 0) -> dict:

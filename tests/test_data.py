@@ -296,6 +296,16 @@ def test_shapes_centred_keeps_the_other_factors():
         open_dataset("builtin:shapes?res=32&place=middle")
 
 
+def test_shapes_pair_label_is_shape_and_colour():
+    d = open_dataset("builtin:shapes?res=16&n=60&seed=2&label=pair")
+    f, names = d.meta["factors"], d.meta["factor_names"]
+    assert d.info.num_classes == 24 and len(names["pair"]) == 24
+    for i in range(60):
+        assert names["pair"][int(d.labels[i])] == f"{names['colour'][f['colour'][i]]} {names['shape'][f['shape'][i]]}"
+    with pytest.raises(DataError, match="pair"):
+        open_dataset("builtin:shapes?res=16&label=pairs")
+
+
 def test_idx_reader_roundtrip(tmp_path):
     for dtype, name in ((np.uint8, "a.idx"), (np.int32, "b.idx.gz"), (np.float32, "c.idx")):
         arr = (np.arange(2 * 3 * 4) % 7).reshape(2, 3, 4).astype(dtype)

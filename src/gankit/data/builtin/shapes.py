@@ -30,6 +30,7 @@ BACKGROUNDS = {"black": (0, 0, 0), "gray": (110, 110, 110), "navy": (20, 25, 80)
 COLS = ("left", "center", "right")
 ROWS = ("top", "middle", "bottom")
 FACTORS = ("shape", "colour", "size", "background", "row", "col")
+LABELS = (*FACTORS, "pair")  # "pair": shape x colour, 24 classes (shape * 6 + colour), the pairs the shapes metric counts
 PLACES = ("random", "centre")
 
 
@@ -90,17 +91,19 @@ def sample_factors(n: int, seed: int, place: str = "random") -> dict[str, np.nda
 @register_dataset("shapes")
 def shapes(res: Annotated[int, Range(4, 1024)] = 64, n: Annotated[int, Range(1, 1_000_000)] = 10_000, seed: Seed = 0,
            label: str = "shape", place: str = "random") -> TensorDataset:
-    """``n`` RGB images at ``res`` (power of two, 8..256); ``label`` picks the factor used as class label;
+    """``n`` RGB images at ``res`` (power of two, 8..256); ``label`` picks the factor used as class label
+    (``pair``: shape and colour together, 24 classes);
     ``place`` is ``random`` (anywhere the shape fits) or ``centre`` (every shape centred)."""
     if res & (res - 1) or not 8 <= res <= 256:
         raise DataError(f"shapes: res={res} is not a power of two from 8 to 256; use for example res=64")
-    if label not in FACTORS:
-        raise DataError(f"shapes: label={label!r}; use one of {', '.join(FACTORS)}")
+    if label not in LABELS:
+        raise DataError(f"shapes: label={label!r}; use one of {', '.join(LABELS)}")
     if place not in PLACES:
         raise DataError(f"shapes: place={place!r}; use place=random (the default) or place=centre")
     f = sample_factors(n, seed, place)
     names = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES), "background": tuple(BACKGROUNDS),
              "row": ROWS, "col": COLS}
+    names["pair"] = tuple(f"{c} {s}" for s in SHAPES for c in COLOURS)
     imgs = np.empty((n, res, res, 3), dtype=np.uint8)
     captions = []
     for i in range(n):
@@ -108,7 +111,8 @@ def shapes(res: Annotated[int, Range(4, 1024)] = 64, n: Annotated[int, Range(1, 
         imgs[i] = render(s, c, z, float(f["x"][i]), float(f["y"][i]), b, res)
         captions.append(caption(s, c, z, ROWS[f["row"][i]], COLS[f["col"][i]], b))
     data = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
-    labels = torch.from_numpy(f[label].astype(np.int64))
+    lab = f["shape"] * len(COLOURS) + f["colour"] if label == "pair" else f[label]
+    labels = torch.from_numpy(lab.astype(np.int64))
     name = f"shapes-{res}-{n}-{seed}" + ("" if place == "random" else f"-{place}")
     return TensorDataset(name, data, labels, num_classes=len(names[label]),
                          mode_metric="shapes", meta={"factors": f, "factor_names": names, "captions": captions, "label": label})
