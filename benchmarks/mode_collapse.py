@@ -39,6 +39,7 @@ def _pac(m: int, kimg: float, preset: str = "pacgan-toy") -> tuple:
 ROWS = {
     **{f"grid-gan-pac{m}": _pac(m, 500 * m) for m in (1, 2, 3, 4)},  # 5,000 iterations: 1.25% of PacGAN's 400,000
     **{f"grid-gan-cpu-pac{m}": _pac(m, 500 * m, "cpu-pacgan") for m in (1, 2, 3, 4)},
+    **{f"grid-gan-code-pac{m}": _pac(m, 500 * m, "pacgan-code") for m in (1, 2, 3, 4)},  # PacGAN's simultaneous update
     "grid-gan-cpu-toy": ("gan", "cpu-toy", GRID, 300, {}, {}),
     "grid-wgan-cpu-toy": ("wgan", "cpu-toy", GRID, 300, {}, {}),
     "grid-wgan-gp-cpu-toy": ("wgan-gp", "cpu-toy", GRID, 800, {}, {}),

@@ -72,3 +72,41 @@ def test_every_packing_family_builds_a_discriminator_of_packs(family, data, mode
     assert out.shape[0] == 4  # one judgement per pack of two
     (g,) = torch.autograd.grad(out.sum(), x)
     assert (g.flatten(1).abs().sum(1) > 0).all()  # every sample of every pack reaches D
+
+
+def _one_iteration(path, update):
+    """One training iteration of a small pacgan-toy; what G drew and what D saw, with D's weights at each call."""
+    tr = Trainer("gan", "builtin:grid25?n=1000", path, preset="pacgan-toy", progress=False,
+                 overrides={"model": {"g_hidden": (32, 32), "d_hidden": (16, 16), "update": update},
+                            "train": {"batch_size": 40, "tensorboard": False, "metrics": False}})
+    tr.setup()
+    G, D = tr.modules["G"], tr.modules["D"]
+    drawn, seen = [], []
+    G.register_forward_hook(lambda m, i, o: drawn.append(o.detach().clone()))
+    D.register_forward_hook(lambda m, i, o: seen.append((i[0].detach().clone(),
+                                                          [p.detach().clone() for p in D.parameters()])))
+    d0 = [p.detach().clone() for p in D.parameters()]
+    tr.step(10)
+    return drawn, seen, d0
+
+
+def test_simultaneous_updates_take_both_gradients_at_the_same_point(tmp_path):
+    # PacGAN's code (ALI's update): G steps against D_t, D_t steps on G_t's fakes; G runs once
+    drawn, seen, d0 = _one_iteration(tmp_path / "sim", "simultaneous")
+    assert len(drawn) == 1 and len(seen) == 3
+    (g_input, _), (real, _), (d_fake, _) = seen
+    assert torch.equal(g_input, drawn[0]) and torch.equal(d_fake, drawn[0])
+    assert not torch.equal(real, drawn[0])
+    assert all(torch.equal(a, b) for _, params in seen for a, b in zip(params, d0))  # every call saw D_t
+    # Algorithm 1 alternates: D steps on fresh fakes, then G steps against the updated D
+    drawn, seen, d0 = _one_iteration(tmp_path / "alt", "alternating")
+    assert len(drawn) == 2 and len(seen) == 3
+    (_, _), (d_fake, _), (g_input, g_params) = seen
+    assert torch.equal(d_fake, drawn[0]) and torch.equal(g_input, drawn[1]) and not torch.equal(drawn[0], drawn[1])
+    assert not all(torch.equal(a, b) for a, b in zip(g_params, d0))
+
+
+def test_simultaneous_updates_refuse_several_critic_steps(tmp_path):
+    with pytest.raises(ConfigError, match=r"--train.n-critic is 5"):
+        Trainer("gan", "builtin:grid25?n=1000", tmp_path, preset="pacgan-code", progress=False,
+                overrides={"train": {"n_critic": 5}}).setup()

@@ -38,6 +38,9 @@ class GANConfig:
     init_std: Annotated[float, Range(0.0, 1.0)] = 0.0  # weights ~ N(0, std), biases 0; 0 = PyTorch's default init
     pack: Interval = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = no packing
     loss: Loss = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wasserstein
+    # alternating: D then G, each on fresh fakes (Goodfellow et al. 2014, Algorithm 1); simultaneous:
+    # both gradients at (G_t, D_t) from one batch of fakes, as PacGAN's code (ALI's update)
+    update: Annotated[str, Choice(("alternating", "simultaneous"))] = "alternating"
 
 
 class Generator(nn.Module):
@@ -86,6 +89,13 @@ class GAN(Family):
                        "doc": "PacGAN's toy networks: G 4 x 400 ReLU + batch norm, D 3 maxout layers x 200 (5 pieces), "
                               "Adam 1e-4 beta1 0.8, batch 100, z in R^2, 400 epochs of 100k points; with --model.pack m "
                               "PacGAN's batch is 100 packs, so set --train.batch-size 100*m"},
+        # pacgan-toy with the update of PacGAN's code (ALI's simultaneous step; the paper does not say)
+        "pacgan-code": {"model": {**PACGAN_TOY, "update": "simultaneous"},
+                        "train": {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.8, 0.999),
+                                  "batch_size": 100, "kimg": 40000},
+                        "doc": "pacgan-toy with the simultaneous update of PacGAN's code (fjxmlzn/PacGAN trains "
+                               "with ALI's algorithm: both gradients from one pass, applied together); "
+                               "pacgan-toy alternates as Algorithm 1 of Goodfellow et al. 2014"},
         # PacGAN's networks in 1.25% of its steps: 10x the learning rate, then a linear decay
         "cpu-pacgan": {"model": {**PACGAN_TOY},
                        "train": {"optimizer": "adam", "g_lr": 1e-3, "d_lr": 1e-3, "betas": (0.8, 0.999),
@@ -115,4 +125,4 @@ class GAN(Family):
         return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: GANConfig, nets, train):
-        return adversarial_phases(cfg.loss, n_critic=train.n_critic)
+        return adversarial_phases(cfg.loss, n_critic=train.n_critic, simultaneous=cfg.update == "simultaneous")

@@ -1,4 +1,5 @@
-"""The alternating D / G phases of Goodfellow et al. 2014, Algorithm 1, for z -> image families."""
+"""The D / G phases of z -> sample families: alternating as Goodfellow et al. 2014, Algorithm 1, or
+simultaneous as the ALI / PacGAN reference code."""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,21 +7,33 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ...errors import ConfigError
 from ..family import Phase, Step
 
 
 def adversarial_phases(loss: str, n_critic: int = 1, d_penalty: Callable[[Step, torch.Tensor], dict] | None = None,
-                       after_d: Callable[[nn.Module], None] | None = None) -> list[Phase]:
+                       after_d: Callable[[nn.Module], None] | None = None, simultaneous: bool = False) -> list[Phase]:
     """k = ``n_critic`` D steps per G step (Goodfellow et al. 2014, Algorithm 1) over networks G and D.
 
     ``d_penalty(step, fake)`` may add regularization terms to the D loss: it returns a dict whose
     ``"loss"`` is added and whose other entries are logged.
+
+    ``simultaneous``: both players' gradients from the same point (G_t, D_t), as the ALI code that
+    PacGAN trains with (Dumoulin et al. 2017; fjxmlzn/PacGAN): G steps first against D_t, and D then
+    steps on the very fakes that G_t drew in that step (kept per micro-batch in ``step.scratch``)
+    instead of drawing new ones, so G runs once per iteration. Needs ``n_critic`` 1.
     """
     from ...losses import d_loss, g_loss
 
+    if simultaneous and n_critic != 1:
+        raise ConfigError(f"simultaneous updates take one D step per G step; --train.n-critic is {n_critic}: "
+                          "set it to 1 or use alternating updates")
+
     def d_step(s: Step) -> dict:
-        with torch.no_grad():
-            fake = s.G(s.z())
+        fake = s.scratch.pop("fake", None) if simultaneous else None
+        if fake is None:
+            with torch.no_grad():
+                fake = s.G(s.z())
         real_out, fake_out = s.D(s.real), s.D(fake)
         adv = d_loss(loss, real_out, fake_out)
         out = {"loss": adv, "adv": adv.detach(), "real": real_out.detach().mean(), "fake": fake_out.detach().mean()}
@@ -31,8 +44,10 @@ def adversarial_phases(loss: str, n_critic: int = 1, d_penalty: Callable[[Step, 
         return out
 
     def g_step(s: Step) -> dict:
-        fake_out = s.D(s.G(s.z()))
-        return {"loss": g_loss(loss, fake_out)}
+        fake = s.G(s.z())
+        if simultaneous:
+            s.scratch["fake"] = fake.detach()  # D_t's step judges G_t's samples
+        return {"loss": g_loss(loss, s.D(fake))}
 
-    return [Phase("D", "D", d_step, repeat=n_critic, real=True, after=after_d, higher_order=d_penalty is not None),
-            Phase("G", "G", g_step)]
+    d = Phase("D", "D", d_step, repeat=n_critic, real=True, after=after_d, higher_order=d_penalty is not None)
+    return [Phase("G", "G", g_step), d] if simultaneous else [d, Phase("G", "G", g_step)]
