@@ -110,3 +110,30 @@ def test_simultaneous_updates_refuse_several_critic_steps(tmp_path):
     with pytest.raises(ConfigError, match=r"--train.n-critic is 5"):
         Trainer("gan", "builtin:grid25?n=1000", tmp_path, preset="pacgan-code", progress=False,
                 overrides={"train": {"n_critic": 5}}).setup()
+
+
+def test_per_slot_generation_packs_sample_k_of_every_slot(tmp_path):
+    # PacGAN's code draws each packing slot in its own G call (own batch-norm statistics)
+    tr = Trainer("gan", "builtin:grid25?n=1000", tmp_path, preset="pacgan-code", progress=False,
+                 overrides={"model": {"g_hidden": (32, 32), "d_hidden": (16, 16), "pack": 2},
+                            "train": {"batch_size": 40, "tensorboard": False, "metrics": False}})
+    tr.setup()
+    G, D = tr.modules["G"], tr.modules["D"]
+    calls, packs = [], []
+    G.register_forward_hook(lambda m, i, o: calls.append(o.detach().clone()))
+    D.net.register_forward_hook(lambda m, i, o: packs.append(i[0].detach().clone()))
+    assert [b.momentum for b in G.modules() if isinstance(b, torch.nn.BatchNorm1d)] == [0.025] * 2
+    tr.step(10)
+    assert [c.shape[0] for c in calls] == [20, 20]  # two slots of 20, one G call each
+    joined = packs[0]  # G's phase: D's input, 20 packs of 2 points
+    assert joined.shape == (20, 4)
+    assert torch.equal(joined[:, :2], calls[0]) and torch.equal(joined[:, 2:], calls[1])
+    # one call for the whole batch when off: the same z split differently gives other points
+    tr2 = Trainer("gan", "builtin:grid25?n=1000", tmp_path / "one", preset="pacgan-code", progress=False,
+                  overrides={"model": {"g_hidden": (32, 32), "d_hidden": (16, 16), "pack": 2, "g_per_slot": False},
+                             "train": {"batch_size": 40, "tensorboard": False, "metrics": False}})
+    tr2.setup()
+    calls2 = []
+    tr2.modules["G"].register_forward_hook(lambda m, i, o: calls2.append(o.detach().clone()))
+    tr2.step(10)
+    assert [c.shape[0] for c in calls2] == [40]

@@ -41,16 +41,22 @@ class GANConfig:
     # alternating: D then G, each on fresh fakes (Goodfellow et al. 2014, Algorithm 1); simultaneous:
     # both gradients at (G_t, D_t) from one batch of fakes, as PacGAN's code (ALI's update)
     update: Annotated[str, Choice(("alternating", "simultaneous"))] = "alternating"
+    # with pack m: G draws the m packing slots in m calls, each with its own batch norm statistics
+    # (PacGAN's code); off: one call draws the whole batch
+    g_per_slot: bool = False
+    g_norm_momentum: Annotated[float, Range(0.0, 1.0)] = 0.1  # batch norm's population update weight per step
 
 
 class Generator(nn.Module):
     """z (B, z_dim) -> sample (B, *data_shape); tanh output for images, linear for vectors."""
 
-    def __init__(self, data_shape=(1, 28, 28), z_dim=100, hidden=(1200, 1200), act="relu", norm="none"):
+    def __init__(self, data_shape=(1, 28, 28), z_dim=100, hidden=(1200, 1200), act="relu", norm="none",
+                 norm_momentum=0.1):
         super().__init__()
         self.z_dim, self.data_shape = z_dim, tuple(data_shape)
         out_act = "tanh" if len(self.data_shape) == 3 else "identity"
-        self.net = MLP((z_dim, *hidden, math.prod(self.data_shape)), act=act, out_act=out_act, norm=norm)
+        self.net = MLP((z_dim, *hidden, math.prod(self.data_shape)), act=act, out_act=out_act, norm=norm,
+                       norm_momentum=norm_momentum)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.data_shape)
@@ -90,12 +96,13 @@ class GAN(Family):
                               "Adam 1e-4 beta1 0.8, batch 100, z in R^2, 400 epochs of 100k points; with --model.pack m "
                               "PacGAN's batch is 100 packs, so set --train.batch-size 100*m"},
         # pacgan-toy with the update of PacGAN's code (ALI's simultaneous step; the paper does not say)
-        "pacgan-code": {"model": {**PACGAN_TOY, "update": "simultaneous"},
+        "pacgan-code": {"model": {**PACGAN_TOY, "update": "simultaneous", "g_per_slot": True, "g_norm_momentum": 0.05},
                         "train": {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.8, 0.999),
                                   "batch_size": 100, "kimg": 40000},
-                        "doc": "pacgan-toy with the simultaneous update of PacGAN's code (fjxmlzn/PacGAN trains "
-                               "with ALI's algorithm: both gradients from one pass, applied together); "
-                               "pacgan-toy alternates as Algorithm 1 of Goodfellow et al. 2014"},
+                        "doc": "pacgan-toy as PacGAN's code trains it (fjxmlzn/PacGAN): ALI's simultaneous update "
+                               "(both gradients from one pass, applied together), one G call per packing slot, "
+                               "batch norm population weight 0.05; pacgan-toy alternates as Algorithm 1 of "
+                               "Goodfellow et al. 2014"},
         # PacGAN's networks in 1.25% of its steps: 10x the learning rate, then a linear decay
         "cpu-pacgan": {"model": {**PACGAN_TOY},
                        "train": {"optimizer": "adam", "g_lr": 1e-3, "d_lr": 1e-3, "betas": (0.8, 0.999),
@@ -117,7 +124,10 @@ class GAN(Family):
         return {"data_shape": tuple(info.shape)}
 
     def build(self, cfg: GANConfig):
-        G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act, cfg.g_norm)
+        # the population statistics move by g_norm_momentum per step: split over the slots' G calls, this is
+        # PacGAN's code (0.95 p + 0.05 * the mean of the slots' statistics) to first order
+        slots = cfg.pack if cfg.g_per_slot else 1
+        G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act, cfg.g_norm, cfg.g_norm_momentum / slots)
         D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout, cfg.pack)
         if cfg.init_std > 0:
             for net in (G, D):
@@ -125,4 +135,5 @@ class GAN(Family):
         return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: GANConfig, nets, train):
-        return adversarial_phases(cfg.loss, n_critic=train.n_critic, simultaneous=cfg.update == "simultaneous")
+        return adversarial_phases(cfg.loss, n_critic=train.n_critic, simultaneous=cfg.update == "simultaneous",
+                                  g_slots=cfg.pack if cfg.g_per_slot else 1)

@@ -42,10 +42,11 @@ class MLP(nn.Sequential):
         out_act: activation after the last layer.
         norm: "none", or "batch": batch norm between each hidden linear layer (then bias-free) and its
             activation (PacGAN's toy generator).
+        norm_momentum: the batch norms' weight of each batch in the population statistics.
     """
 
     def __init__(self, sizes: Sequence[int], act: str = "relu", pieces: int = 5, dropout: float = 0.0,
-                 out_act: str = "identity", norm: str = "none"):
+                 out_act: str = "identity", norm: str = "none", norm_momentum: float = 0.1):
         if norm not in ("none", "batch"):
             raise ConfigError(f"unknown MLP normalization '{norm}'; use none or batch")
         layers: list[nn.Module] = []
@@ -56,7 +57,7 @@ class MLP(nn.Sequential):
             if act == "maxout" and not last:
                 layers.append(Maxout(a, b, pieces))
             elif norm == "batch" and not last:
-                layers += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), activation(act)]
+                layers += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b, momentum=norm_momentum), activation(act)]
             else:
                 layers.append(nn.Linear(a, b))
                 layers.append(activation(out_act if last else act))
