@@ -1,0 +1,58 @@
+"""The mode metric of every checkpoint of a run: how a long run's mode coverage moves with steps.
+
+    python benchmarks/checkpoint_modes.py RUN [RUN ...] [--out benchmarks/results/checkpoint_modes.json]
+
+Each checkpoint's inference network is scored as ``gankit train`` scores the final one
+(``gankit.metrics.modes.evaluate_generator`` on the run's own data: 2,500 samples for the 2D
+mixtures, 26,000 for stacked digits, 5,000 for shapes). Keep the checkpoints with
+``--train.snapshot-kimg N --train.keep 100``. Rows are appended to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from common import machine
+
+from gankit.api import load_bundle
+from gankit.data import open_dataset
+from gankit.metrics.modes import evaluate_generator
+
+KEEP = ("modes_covered", "num_modes", "high_quality_share", "kl_to_uniform", "recognised_share", "pairs_covered")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="run folders with checkpoints/ckpt-*")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results/checkpoint_modes.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    rows = json.loads(out.read_text())["results"] if out.exists() else []
+    for run in args.runs:
+        ckpts = sorted((Path(run) / "checkpoints").glob("ckpt-*"))
+        if not ckpts:
+            raise SystemExit(f"{run}: no checkpoints/ckpt-* folders; train with --train.snapshot-kimg N --train.keep 100")
+        config = json.loads((Path(run) / "config.json").read_text())
+        data = open_dataset(config["data"]["spec"])
+        for ck in ckpts:
+            _, net, _ = load_bundle(ck)
+            m = evaluate_generator(net, data)
+            row = {"run": str(run), "family": config["family"], "preset": config.get("preset"),
+                   "model": config["model"], "batch_size": config["train"]["batch_size"], "seed": config["train"]["seed"],
+                   "kimg": int(ck.name.rsplit("-", 1)[1]) / 1000,
+                   "steps": int(ck.name.rsplit("-", 1)[1]) // config["train"]["batch_size"],
+                   **{k: m[k] for k in KEEP if k in m}}
+            rows.append(row)
+            print({k: row[k] for k in ("run", "kimg", "steps") + tuple(k for k in KEEP if k in row)}, flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(args.threads), "results": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
