@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from common import machine
+from common import earlier_results, write_results
 
 from gankit.api import load_bundle
 from gankit.data import open_dataset
@@ -31,8 +31,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/checkpoint_modes.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    rows = json.loads(out.read_text())["results"] if out.exists() else []
+    rows = earlier_results(args.out)
     for run in args.runs:
         ckpts = sorted((Path(run) / "checkpoints").glob("ckpt-*"))
         if not ckpts:
@@ -49,9 +48,7 @@ def main() -> None:
                    **{k: m[k] for k in KEEP if k in m}}
             rows.append(row)
             print({k: row[k] for k in ("run", "kimg", "steps") + tuple(k for k in KEEP if k in row)}, flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(args.threads), "results": rows}, indent=2))
-    print(f"wrote {out}")
+    write_results(args.out, rows, args.threads)
 
 
 if __name__ == "__main__":

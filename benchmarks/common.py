@@ -21,3 +21,9 @@ def write_results(path: str | Path, rows: list, threads: int | None = None) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(threads), "results": rows}, indent=2))
     print(f"wrote {path}")
+
+
+def earlier_results(path: str | Path) -> list:
+    """The rows already in ``path`` (a file :func:`write_results` wrote), or none: scripts that append."""
+    path = Path(path)
+    return json.loads(path.read_text())["results"] if path.exists() else []

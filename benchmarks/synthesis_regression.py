@@ -18,7 +18,6 @@ each row's drawings goes to ``--runs``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import machine
+from common import earlier_results, write_results
 
 from gankit.data.builtin.shapes import shapes
 from gankit.metrics.modes import shapes_modes
@@ -98,14 +97,11 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/synthesis_regression.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    rows = json.loads(out.read_text())["results"] if out.exists() else []
+    rows = earlier_results(args.out)
     for name in args.variants:
         rows.append({**run(name, args.steps, args.runs, args.seed), "threads": args.threads})
         print(rows[-1], flush=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"machine": machine(args.threads), "results": rows}, indent=2))
-    print(f"wrote {out}")
+        write_results(args.out, rows, args.threads)  # after every row: a long search keeps what it did
 
 
 if __name__ == "__main__":
