@@ -47,6 +47,11 @@ class GANConfig:
     g_norm_momentum: Annotated[float, Range(0.0, 1.0)] = 0.1  # batch norm's population update weight per step
 
 
+def g_slots(cfg: GANConfig) -> int:
+    """How many G calls draw one batch: the packing slots with --model.g-per-slot, else one."""
+    return cfg.pack if cfg.g_per_slot else 1
+
+
 class Generator(nn.Module):
     """z (B, z_dim) -> sample (B, *data_shape); tanh output for images, linear for vectors."""
 
@@ -77,6 +82,8 @@ class Discriminator(nn.Module):
 #: IsotropicGaussian(0.02), biases 0
 PACGAN_TOY = {"z_dim": 2, "g_hidden": (400, 400, 400, 400), "g_norm": "batch", "d_hidden": (200, 200, 200),
               "d_act": "maxout", "maxout_pieces": 5, "d_dropout": 0.0, "init_std": 0.02}
+#: its optimizer and budget: Adam 1e-4 beta1 0.8, batch 100, 400 epochs of 100k points
+PACGAN_TRAIN = {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.8, 0.999), "batch_size": 100, "kimg": 40000}
 
 
 @register("gan")
@@ -89,16 +96,13 @@ class GAN(Family):
     train_defaults = {"optimizer": "sgd", "g_lr": 0.1, "d_lr": 0.1, "momentum": 0.5, "batch_size": 100}
     presets = {
         # PacGAN's 2D-grid networks and optimizer
-        "pacgan-toy": {"model": {**PACGAN_TOY},
-                       "train": {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.8, 0.999),
-                                 "batch_size": 100, "kimg": 40000},
+        "pacgan-toy": {"model": {**PACGAN_TOY}, "train": {**PACGAN_TRAIN},
                        "doc": "PacGAN's toy networks: G 4 x 400 ReLU + batch norm, D 3 maxout layers x 200 (5 pieces), "
                               "Adam 1e-4 beta1 0.8, batch 100, z in R^2, 400 epochs of 100k points; with --model.pack m "
                               "PacGAN's batch is 100 packs, so set --train.batch-size 100*m"},
         # pacgan-toy with the update of PacGAN's code (ALI's simultaneous step; the paper does not say)
         "pacgan-code": {"model": {**PACGAN_TOY, "update": "simultaneous", "g_per_slot": True, "g_norm_momentum": 0.05},
-                        "train": {"optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4, "betas": (0.8, 0.999),
-                                  "batch_size": 100, "kimg": 40000},
+                        "train": {**PACGAN_TRAIN},
                         "doc": "pacgan-toy as PacGAN's code trains it (fjxmlzn/PacGAN): ALI's simultaneous update "
                                "(both gradients from one pass, applied together), one G call per packing slot, "
                                "batch norm population weight 0.05; pacgan-toy alternates as Algorithm 1 of "
@@ -126,8 +130,8 @@ class GAN(Family):
     def build(self, cfg: GANConfig):
         # the population statistics move by g_norm_momentum per step: split over the slots' G calls, this is
         # PacGAN's code (0.95 p + 0.05 * the mean of the slots' statistics) to first order
-        slots = cfg.pack if cfg.g_per_slot else 1
-        G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act, cfg.g_norm, cfg.g_norm_momentum / slots)
+        G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act, cfg.g_norm,
+                      cfg.g_norm_momentum / g_slots(cfg))
         D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout, cfg.pack)
         if cfg.init_std > 0:
             for net in (G, D):
@@ -136,4 +140,4 @@ class GAN(Family):
 
     def phases(self, cfg: GANConfig, nets, train):
         return adversarial_phases(cfg.loss, n_critic=train.n_critic, simultaneous=cfg.update == "simultaneous",
-                                  g_slots=cfg.pack if cfg.g_per_slot else 1)
+                                  g_slots=g_slots(cfg))
