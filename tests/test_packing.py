@@ -137,3 +137,41 @@ def test_per_slot_generation_packs_sample_k_of_every_slot(tmp_path):
     tr2.modules["G"].register_forward_hook(lambda m, i, o: calls2.append(o.detach().clone()))
     tr2.step(10)
     assert [c.shape[0] for c in calls2] == [40]
+
+
+def test_n_gen_takes_that_many_generator_steps_after_the_critic_steps(tmp_path):
+    # DCGAN-tensorflow / PacGAN's stacked-MNIST code: two G steps per D step, each against the same D
+    tr = Trainer("gan", "builtin:grid25?n=1000", tmp_path, preset="pacgan-toy", progress=False,
+                 overrides={"model": {"g_hidden": (32, 32), "d_hidden": (16, 16)},
+                            "train": {"batch_size": 40, "n_gen": 2, "tensorboard": False, "metrics": False}})
+    tr.setup()
+    G, D = tr.modules["G"], tr.modules["D"]
+    g_params, d_calls = [], []
+    G.register_forward_hook(lambda m, i, o: g_params.append([p.detach().clone() for p in G.parameters()]))
+    D.register_forward_hook(lambda m, i, o: d_calls.append([p.detach().clone() for p in D.parameters()]))
+    tr.step(10)
+    assert len(g_params) == 3 and len(d_calls) == 4  # D's step (real, fake), then two G steps
+    first, second = g_params[1], g_params[2]
+    assert not all(torch.equal(a, b) for a, b in zip(first, second))  # G moved between its two steps
+    assert all(torch.equal(a, b) for a, b in zip(d_calls[2], d_calls[3]))  # against the same, stepped D
+    assert not all(torch.equal(a, b) for a, b in zip(d_calls[1], d_calls[2]))
+
+
+def test_simultaneous_updates_refuse_several_generator_steps(tmp_path):
+    with pytest.raises(ConfigError, match=r"--train.n-gen 2"):
+        Trainer("gan", "builtin:grid25?n=1000", tmp_path, preset="pacgan-code", progress=False,
+                overrides={"train": {"n_gen": 2}}).setup()
+
+
+def test_dcgan_draws_each_packing_slot_in_its_own_call(tmp_path):
+    tr = Trainer("dcgan", "builtin:stacked-digits?res=8&n=200", tmp_path, preset="cpu-digits", progress=False,
+                 overrides={"model": {"ngf": 4, "ndf": 4, "z_dim": 4, "pack": 2, "g_per_slot": True},
+                            "train": {"batch_size": 16, "tensorboard": False, "metrics": False}})
+    tr.setup()
+    calls, packs = [], []
+    tr.modules["G"].register_forward_hook(lambda m, i, o: calls.append(o.detach().clone()))
+    tr.modules["D"].net.register_forward_hook(lambda m, i, o: packs.append(i[0].detach().clone()))
+    tr.step(10)
+    assert [c.shape[0] for c in calls] == [8, 8, 8, 8]  # D's step and G's step, two slots of 8 each
+    assert packs[1].shape == (8, 6, 8, 8)  # D's fakes: 8 packs of two 3-channel images
+    assert torch.equal(packs[1][:, :3], calls[0]) and torch.equal(packs[1][:, 3:], calls[1])

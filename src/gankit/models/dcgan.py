@@ -21,7 +21,7 @@ from ..losses import Loss
 from ..nn import activation, normal_init, packed
 from ..registry import register
 from .family import Family, check_power_of_two
-from .recipes import adversarial_phases
+from .recipes import adversarial_phases, g_slots
 
 
 @dataclass
@@ -35,6 +35,9 @@ class DCGANConfig:
     g_norm: Annotated[str, Choice(("batch", "none"))] = "batch"  # batch | none
     d_norm: Annotated[str, Choice(("batch", "layer", "none"))] = "batch"  # batch | layer | none (WGAN critics drop batch norm)
     pack: Interval = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = no packing
+    # with pack m: G draws the m packing slots in m calls, each with its own batch norm statistics
+    # (PacGAN's stacked-MNIST code); off: one call draws the whole batch
+    g_per_slot: bool = False
     loss: Loss = "nonsaturating"
 
 
@@ -124,4 +127,5 @@ class DCGAN(Family):
         return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: DCGANConfig, nets, train):
-        return adversarial_phases(cfg.loss, n_critic=train.n_critic)
+        return adversarial_phases(cfg.loss, n_critic=train.n_critic, n_gen=train.n_gen,
+                                  g_slots=g_slots(cfg.pack, cfg.g_per_slot))

@@ -21,7 +21,7 @@ from ..losses import Loss
 from ..nn import MLP, normal_init, packed
 from ..registry import register
 from .family import Family
-from .recipes import adversarial_phases
+from .recipes import adversarial_phases, g_slots
 
 
 @dataclass
@@ -45,11 +45,6 @@ class GANConfig:
     # (PacGAN's code); off: one call draws the whole batch
     g_per_slot: bool = False
     g_norm_momentum: Annotated[float, Range(0.0, 1.0)] = 0.1  # batch norm's population update weight per step
-
-
-def g_slots(cfg: GANConfig) -> int:
-    """How many G calls draw one batch: the packing slots with --model.g-per-slot, else one."""
-    return cfg.pack if cfg.g_per_slot else 1
 
 
 class Generator(nn.Module):
@@ -131,7 +126,7 @@ class GAN(Family):
         # the population statistics move by g_norm_momentum per step: split over the slots' G calls, this is
         # PacGAN's code (0.95 p + 0.05 * the mean of the slots' statistics) to first order
         G = Generator(cfg.data_shape, cfg.z_dim, cfg.g_hidden, cfg.g_act, cfg.g_norm,
-                      cfg.g_norm_momentum / g_slots(cfg))
+                      cfg.g_norm_momentum / g_slots(cfg.pack, cfg.g_per_slot))
         D = Discriminator(cfg.data_shape, cfg.d_hidden, cfg.d_act, cfg.maxout_pieces, cfg.d_dropout, cfg.pack)
         if cfg.init_std > 0:
             for net in (G, D):
@@ -139,5 +134,5 @@ class GAN(Family):
         return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: GANConfig, nets, train):
-        return adversarial_phases(cfg.loss, n_critic=train.n_critic, simultaneous=cfg.update == "simultaneous",
-                                  g_slots=g_slots(cfg))
+        return adversarial_phases(cfg.loss, n_critic=train.n_critic, n_gen=train.n_gen,
+                                  simultaneous=cfg.update == "simultaneous", g_slots=g_slots(cfg.pack, cfg.g_per_slot))

@@ -51,5 +51,5 @@ class WGAN(WassersteinFamily):
     }
 
     def phases(self, cfg: WGANConfig, nets, train):
-        return adversarial_phases("wasserstein", n_critic=train.n_critic,
+        return adversarial_phases("wasserstein", n_critic=train.n_critic, n_gen=train.n_gen,
                                   after_d=functools.partial(clip_weights, c=cfg.clip))

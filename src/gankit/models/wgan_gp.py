@@ -45,4 +45,4 @@ class WGANGP(WassersteinFamily):
             gp = gradient_penalty(s.D, s.real, fake)
             return {"loss": cfg.gp_lambda * gp, "gp": gp.detach()}  # Algorithm 1 line 7: + lambda * GP
 
-        return adversarial_phases("wasserstein", n_critic=train.n_critic, d_penalty=penalty)
+        return adversarial_phases("wasserstein", n_critic=train.n_critic, n_gen=train.n_gen, d_penalty=penalty)

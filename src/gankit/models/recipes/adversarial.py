@@ -11,10 +11,17 @@ from ...errors import ConfigError
 from ..family import Phase, Step
 
 
+def g_slots(pack: int, per_slot: bool) -> int:
+    """How many G calls draw one batch: the ``pack`` packing slots with ``--model.g-per-slot``, else one."""
+    return pack if per_slot else 1
+
+
 def adversarial_phases(loss: str, n_critic: int = 1, d_penalty: Callable[[Step, torch.Tensor], dict] | None = None,
                        after_d: Callable[[nn.Module], None] | None = None, simultaneous: bool = False,
-                       g_slots: int = 1) -> list[Phase]:
-    """k = ``n_critic`` D steps per G step (Goodfellow et al. 2014, Algorithm 1) over networks G and D.
+                       g_slots: int = 1, n_gen: int = 1) -> list[Phase]:
+    """k = ``n_critic`` D steps per G step (Goodfellow et al. 2014, Algorithm 1) over networks G and D,
+    then ``n_gen`` G steps (DCGAN-tensorflow and PacGAN's stacked-MNIST code take 2, "to make sure that
+    d_loss does not go to zero"), each on fresh z.
 
     ``d_penalty(step, fake)`` may add regularization terms to the D loss: it returns a dict whose
     ``"loss"`` is added and whose other entries are logged.
@@ -30,9 +37,9 @@ def adversarial_phases(loss: str, n_critic: int = 1, d_penalty: Callable[[Step, 
     """
     from ...losses import d_loss, g_loss
 
-    if simultaneous and n_critic != 1:
-        raise ConfigError(f"simultaneous updates take one D step per G step; --train.n-critic is {n_critic}: "
-                          "set it to 1 or use alternating updates")
+    if simultaneous and (n_critic, n_gen) != (1, 1):
+        raise ConfigError(f"simultaneous updates take one D step per G step; --train.n-critic is {n_critic} and "
+                          f"--train.n-gen {n_gen}: set both to 1 or use alternating updates")
 
     def draw(s: Step) -> torch.Tensor:
         z = s.z()
@@ -62,4 +69,5 @@ def adversarial_phases(loss: str, n_critic: int = 1, d_penalty: Callable[[Step, 
         return {"loss": g_loss(loss, s.D(fake))}
 
     d = Phase("D", "D", d_step, repeat=n_critic, real=True, after=after_d, higher_order=d_penalty is not None)
-    return [Phase("G", "G", g_step), d] if simultaneous else [d, Phase("G", "G", g_step)]
+    g = Phase("G", "G", g_step, repeat=n_gen)
+    return [g, d] if simultaneous else [d, g]
