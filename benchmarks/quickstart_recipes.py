@@ -98,6 +98,9 @@ VARIANTS = {
     "Q-glr-0.005-24": (24, Q, {**DECAY, "g_lr": 0.005}),
     "Q-glr-0.01-24": (24, Q, {**DECAY, "g_lr": 0.01}),
     "Q-glr-0.01-mapmul-1-24": (24, {**Q, "mapping_lr_mul": 1.0}, {**DECAY, "g_lr": 0.01}),  # the best regression's G
+    # eighth session: two G steps per D step (DCGAN-tensorflow's trick "to make sure that d_loss does not go
+    # to zero"), since D separates reals from fakes early and keeps doing so
+    "Q-ngen-2-24": (24, Q, {**DECAY, "n_gen": 2}),
 }
 #: variants trained on other data than the Quickstart's
 CENTRED = "builtin:shapes?res=32&place=centre"

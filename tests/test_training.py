@@ -298,3 +298,16 @@ def test_training_stops_with_one_line_when_the_disk_fills(tmp_path):
                         "false", "--train.tensorboard", "false"], capture_output=True, text=True)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and "not enough disk space" in lines[0], p.stderr
+
+
+def test_step_counts_reach_the_style_phases_and_are_refused_where_a_family_ignores_them(tmp_path):
+    from gankit.errors import ConfigError
+
+    tr = Trainer("stylegan2", "builtin:digits?res=8", tmp_path / "s", preset="cpu-digits", progress=False,
+                 overrides={"train": {"n_gen": 2, "n_critic": 3, "tensorboard": False}})
+    tr.setup()
+    repeats = {p.name: p.repeat for p in tr.phases}
+    assert repeats["G"] == 2 and repeats["D"] == 3 and repeats.get("Dreg", 1) == 1
+    with pytest.raises(ConfigError, match=r"--train.n-gen 2: the pix2pix family takes one G step"):
+        Trainer("pix2pix", "builtin:edges2shapes?res=32&n=8", tmp_path / "p", progress=False,
+                overrides={"model": {"netG": "unet"}, "train": {"n_gen": 2}}).setup()

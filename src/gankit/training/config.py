@@ -26,8 +26,8 @@ class TrainConfig:
     betas: tuple[Annotated[float, Range(0.0, 0.9999999)], ...] = (0.5, 0.999)  # adam
     momentum: Annotated[float, Range(0.0, 0.9999999)] = 0.0  # sgd / rmsprop
     eps: Positive = 1e-8
-    n_critic: Interval = 1  # D steps per G step
-    n_gen: Interval = 1  # G steps after the D steps (gan, dcgan, wgan, wgan-gp); DCGAN-tensorflow's code takes 2
+    n_critic: Interval = 1  # D steps per iteration (the adversarial and style families)
+    n_gen: Interval = 1  # G steps per iteration (the adversarial and style families); DCGAN-tensorflow's code takes 2
     lr_schedule: Annotated[str, Choice(("constant", "linear-decay"))] = "constant"  # constant | linear-decay (to 0 from lr_decay_start of training)
     lr_decay_start: Fraction = 0.5
     ema_kimg: Annotated[float, Range(0.0, 1e9)] = 0.0  # half-life of the G EMA in kimg; 0 keeps G_ema equal to G

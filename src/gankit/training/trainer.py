@@ -332,6 +332,10 @@ class Trainer:
             if phase.optimizer not in self.opt:
                 raise ConfigError(f"{self.family_name}: phase {phase.name!r} steps optimizer {phase.optimizer!r}, "
                                   f"which the family does not declare (optimizers: {', '.join(self.opt)})")
+        for opt, n, flag in (("D", cfg.n_critic, "--train.n-critic"), ("G", cfg.n_gen, "--train.n-gen")):
+            if n != 1 and not any(p.optimizer == opt and p.repeat == n for p in self.phases):
+                raise ConfigError(f"{flag} {n}: the {self.family_name} family takes one {opt} step per iteration; "
+                                  f"drop {flag} or set it to 1")
         self.cur_nimg, self.iteration, self.elapsed = 0, 0, 0.0
         self._scratch, self._shared, self._last_real = {}, {}, None  # per iteration (see step)
         if self.resume_from is not None:

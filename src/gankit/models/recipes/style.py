@@ -31,10 +31,11 @@ def run_mapping(G: nn.Module, z: Tensor, c: Tensor | None, mixing_prob: float, u
     return ws
 
 
-def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
+def style_phases(cfg, G: nn.Module, D: nn.Module, n_critic: int = 1, n_gen: int = 1) -> list[Phase]:
     """The StyleGAN / StyleGAN2 / StyleGAN3 recipe: non-saturating logistic loss, R1 on reals and
     path length regularization, each lazy (its own phase every N minibatches, scaled by N) or in
-    the main step.
+    the main step. ``n_gen`` G main steps, then ``n_critic`` D main steps per iteration (1 and 1 in
+    the papers); the lazy phases stay once per iteration.
 
     ``cfg`` needs r1_gamma, d_reg_interval, pl_weight, pl_decay, pl_batch_shrink, g_reg_interval,
     style_mixing_prob; optional blur_init_sigma / blur_fade_kimg blur the images D sees early in
@@ -111,11 +112,11 @@ def style_phases(cfg, G: nn.Module, D: nn.Module) -> list[Phase]:
         real = s.real.detach().requires_grad_(True)
         return r1_term(s, real, run_D(s, real, labels(s, True)), float(cfg.d_reg_interval))
 
-    phases = [Phase("G", "G", g_main, higher_order=cfg.pl_weight > 0 and not lazy_pl)]
+    phases = [Phase("G", "G", g_main, repeat=n_gen, higher_order=cfg.pl_weight > 0 and not lazy_pl)]
     if lazy_pl:
         phases.append(Phase("Greg", "G", lambda s: pl_term(s, float(cfg.g_reg_interval)), every=cfg.g_reg_interval,
                             higher_order=True))
-    phases.append(Phase("D", "D", d_main, real=True, higher_order=cfg.r1_gamma > 0 and not lazy_r1))
+    phases.append(Phase("D", "D", d_main, repeat=n_critic, real=True, higher_order=cfg.r1_gamma > 0 and not lazy_r1))
     if lazy_r1:
         phases.append(Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True,
                             higher_order=True))
@@ -177,7 +178,7 @@ class StyleFamily(Family):
         return cfg
 
     def phases(self, cfg, nets, train):
-        return style_phases(cfg, nets["G"], nets["D"])
+        return style_phases(cfg, nets["G"], nets["D"], n_critic=train.n_critic, n_gen=train.n_gen)
 
     def optimizer_ratios(self, cfg) -> dict[str, float]:
         return lazy_ratios(cfg)
