@@ -114,6 +114,14 @@ class DCGAN(Family):
         # a G EMA (half-life 1 kimg) and a linear learning-rate decay over the second half
         "cpu-digits": {"model": {"ngf": 32, "ndf": 32, "z_dim": 64},
                        "train": {"batch_size": 32, "ema_kimg": 1.0, "lr_schedule": "linear-decay", "kimg": 300}},
+        # PacGAN's stacked-MNIST DCGAN (fjxmlzn/PacGAN stacked_MNIST_experiments/VEEGAN_experiment, on
+        # carpedm20's DCGAN-tensorflow): 64 filters, z 100, Adam 2e-4 beta1 0.5, batch 64 packs, G twice per
+        # D step, one G call per packing slot; 50 epochs of 128,000 images
+        "pacgan-stacked": {"model": {"ngf": 64, "ndf": 64, "z_dim": 100, "g_per_slot": True},
+                           "train": {"batch_size": 64, "n_gen": 2, "kimg": 6400},
+                           "doc": "PacGAN's stacked-MNIST recipe: 64 filters, z 100, Adam 2e-4 beta1 0.5, G twice "
+                                  "per D step, one G call per packing slot, 50 epochs of 128,000 images; PacGAN's "
+                                  "batch is 64 packs, so with --model.pack m set --train.batch-size 64*m"},
         # bf16 where the CPU computes it natively (1.47x at 32 px; fp32: --train.precision fp32)
         "cpu-64": {"model": {"ngf": 32, "ndf": 32, "max_channels": 256}, "train": {"batch_size": 32, "precision": "auto"}},
     }
