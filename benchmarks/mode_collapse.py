@@ -28,7 +28,8 @@ from common import write_results
 from gankit.training.trainer import Trainer
 
 GRID, STACKED = "builtin:grid25?n=100000", "builtin:stacked-digits?res=16&n=20000"
-STACKED8 = "builtin:stacked-digits?res=8&n=20000"  # the style families' cpu-digits presets are for 8 px
+STACKED8 = "builtin:stacked-digits?res=8&n=20000"
+STACKED128 = "builtin:stacked-digits?res=16&n=128000"  # PacGAN's num_training_sample  # the style families' cpu-digits presets are for 8 px
 
 
 def _pac(m: int, kimg: float, preset: str = "pacgan-toy") -> tuple:
@@ -54,6 +55,10 @@ ROWS = {
     "stacked-stylegan2": ("stylegan2", "cpu-digits", STACKED8, 40, {}, {}),
     "stacked-stylegan2-pac2": ("stylegan2", "cpu-digits", STACKED8, 40, {"pack": 2}, {"batch_size": 64}),
     "stacked-stylegan": ("stylegan", "cpu-digits", STACKED8, 40, {}, {}),
+    # PacGAN's stacked-MNIST recipe (dcgan pacgan-stacked: 64 filters, G twice per D step, a G call per
+    # slot) on PacGAN's 128,000 training images, batch 64 packs, 400 kimg (1/16 of its 50 epochs)
+    "stacked-dcgan-pacgan-pac1": ("dcgan", "pacgan-stacked", STACKED128, 400, {}, {}),
+    "stacked-dcgan-pacgan-pac2": ("dcgan", "pacgan-stacked", STACKED128, 400, {"pack": 2}, {"batch_size": 128}),
 }
 
 
