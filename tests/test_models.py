@@ -128,3 +128,13 @@ def test_wasserstein_mlp_widths_per_network(family):
     assert widths(own.G) == [8, 16, 32, 64] and widths(own.D) == [24, 1]
     assert sum(isinstance(l, torch.nn.BatchNorm1d) for l in own.G.modules()) == 3
     assert own.G(torch.randn(4, 100)).shape == (4, 1, 8, 8)
+
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_preset_resolves_to_configs_its_family_accepts(family):
+    fam = get_family(family)
+    for preset in fam.presets:
+        model, train = resolve_configs(family, preset)  # unknown or out-of-range names raise ConfigError
+        fam.validate(model)
+        assert train.kimg > 0 and train.batch_size >= 1, preset
