@@ -55,6 +55,7 @@ ROWS = {
     "stacked-stylegan2": ("stylegan2", "cpu-digits", STACKED8, 40, {}, {}),
     "stacked-stylegan2-pac2": ("stylegan2", "cpu-digits", STACKED8, 40, {"pack": 2}, {"batch_size": 64}),
     "stacked-stylegan": ("stylegan", "cpu-digits", STACKED8, 40, {}, {}),
+    "stacked-stylegan3": ("stylegan3", "cpu-digits", STACKED, 24, {}, {}),  # its cpu-digits preset is for 16 px
     # PacGAN's stacked-MNIST recipe (dcgan pacgan-stacked: 64 filters, G twice per D step, a G call per
     # slot) on PacGAN's 128,000 training images, batch 64 packs, 400 kimg (1/16 of its 50 epochs)
     "stacked-dcgan-pacgan-pac1": ("dcgan", "pacgan-stacked", STACKED128, 400, {}, {}),
