@@ -106,10 +106,12 @@ def test_simultaneous_updates_take_both_gradients_at_the_same_point(tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(g_params, d0))
 
 
-def test_simultaneous_updates_refuse_several_critic_steps(tmp_path):
-    with pytest.raises(ConfigError, match=r"--train.n-critic is 5"):
+@pytest.mark.parametrize("train,message", [({"n_critic": 5}, r"--train.n-critic is 5"),
+                                            ({"n_gen": 2}, r"--train.n-gen 2")])
+def test_simultaneous_updates_refuse_several_critic_or_generator_steps(tmp_path, train, message):
+    with pytest.raises(ConfigError, match=message):
         Trainer("gan", "builtin:grid25?n=1000", tmp_path, preset="pacgan-code", progress=False,
-                overrides={"train": {"n_critic": 5}}).setup()
+                overrides={"train": train}).setup()
 
 
 def test_per_slot_generation_packs_sample_k_of_every_slot(tmp_path):
@@ -155,12 +157,6 @@ def test_n_gen_takes_that_many_generator_steps_after_the_critic_steps(tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(first, second))  # G moved between its two steps
     assert all(torch.equal(a, b) for a, b in zip(d_calls[2], d_calls[3]))  # against the same, stepped D
     assert not all(torch.equal(a, b) for a, b in zip(d_calls[1], d_calls[2]))
-
-
-def test_simultaneous_updates_refuse_several_generator_steps(tmp_path):
-    with pytest.raises(ConfigError, match=r"--train.n-gen 2"):
-        Trainer("gan", "builtin:grid25?n=1000", tmp_path, preset="pacgan-code", progress=False,
-                overrides={"train": {"n_gen": 2}}).setup()
 
 
 def test_dcgan_draws_each_packing_slot_in_its_own_call(tmp_path):
