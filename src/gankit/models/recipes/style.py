@@ -178,7 +178,8 @@ class StyleFamily(Family):
         return cfg
 
     def phases(self, cfg, nets, train):
-        return style_phases(cfg, nets["G"], nets["D"], n_critic=train.n_critic, n_gen=train.n_gen)
+        steps = {} if train is None else {"n_critic": train.n_critic, "n_gen": train.n_gen}  # None: one of each
+        return style_phases(cfg, nets["G"], nets["D"], **steps)
 
     def optimizer_ratios(self, cfg) -> dict[str, float]:
         return lazy_ratios(cfg)
