@@ -60,6 +60,7 @@ ROWS = {
     # slot) on PacGAN's 128,000 training images, batch 64 packs, 400 kimg (1/16 of its 50 epochs)
     "stacked-dcgan-pacgan-pac1": ("dcgan", "pacgan-stacked", STACKED128, 400, {}, {}),
     "stacked-dcgan-pacgan-pac2": ("dcgan", "pacgan-stacked", STACKED128, 400, {"pack": 2}, {"batch_size": 128}),
+    "stacked-dcgan-pacgan-pac3": ("dcgan", "pacgan-stacked", STACKED128, 400, {"pack": 3}, {"batch_size": 192}),
 }
 
 
