@@ -28,8 +28,8 @@ from common import write_results
 from gankit.training.trainer import Trainer
 
 GRID, STACKED = "builtin:grid25?n=100000", "builtin:stacked-digits?res=16&n=20000"
-STACKED8 = "builtin:stacked-digits?res=8&n=20000"
-STACKED128 = "builtin:stacked-digits?res=16&n=128000"  # PacGAN's num_training_sample  # the style families' cpu-digits presets are for 8 px
+STACKED8 = "builtin:stacked-digits?res=8&n=20000"  # the style families' cpu-digits presets are for 8 px
+STACKED128 = "builtin:stacked-digits?res=16&n=128000"  # PacGAN's num_training_sample
 
 
 def _pac(m: int, kimg: float, preset: str = "pacgan-toy") -> tuple:

@@ -130,7 +130,6 @@ def test_wasserstein_mlp_widths_per_network(family):
     assert own.G(torch.randn(4, 100)).shape == (4, 1, 8, 8)
 
 
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_preset_resolves_to_configs_its_family_accepts(family):
     fam = get_family(family)
