@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Main job: a small StyleGAN2 on the built-in shapes (`quickstart` preset, about 2 minutes of training on
+# Main job: a small StyleGAN2 on the built-in shapes (`quickstart` preset, 2-4 minutes of training on
 # 2 cores); writes a sample grid,
 # a truncation strip (psi 1 -> 0), metrics.json and a checkpoint. A second `make run` starts a fresh run.
 run: setup
