@@ -148,7 +148,7 @@ class ShapesExtractor(Extractor):
     """The shapes classifier's penultimate layer (128) and 35 joint (shape, colour) classes whose
     log-probabilities are the sums of the two heads' (the last class of each head is "none")."""
 
-    name, tag, fingerprint = "shapes", "shapes", "shapes-classifier-v1"
+    name, tag, fingerprint = "shapes", "shapes", "shapes-classifier-v2"
 
     def __init__(self, weights=None, check_hash: bool = True):
         super().__init__()

@@ -155,8 +155,8 @@ SHAPES_WEIGHTS = Path(__file__).parent / "weights" / "shapes_classifier.safetens
 class ShapesClassifier(nn.Module):
     """A small CNN for built-in ``shapes`` images (RGB in [-1, 1], resized to 32 px) with two heads:
     shape (4 classes + "none") and colour (6 classes + "none"). The "none" class is trained on
-    noise, smooth noise, empty backgrounds and blends of two images, so that garbage is not
-    confidently called a shape."""
+    noise, smooth noise, empty backgrounds, blends of two images and (since version 2, in the last
+    layer) frames filled by one shape colour, so that garbage is not confidently called a shape."""
 
     num_shapes, num_colours = 5, 7  # the last class of each head is "none"
 
@@ -198,6 +198,52 @@ def _negatives(x: torch.Tensor) -> torch.Tensor:
     i, j = torch.randint(0, len(x), (2, n))
     blend = 0.5 * (x[i] + x[j])
     return torch.cat([uniform, smooth, empty, blend]).clamp(-1, 1)
+
+
+def _fields(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Frames filled by one shape colour, flat or shaded by smooth noise: no shape on a background.
+    The first classifier, which never saw them, called half of the flat ones a large square of
+    that colour, and a collapsed generator drew nothing else (docs/metrics.md)."""
+    from ..data.builtin.shapes import COLOURS
+
+    col = torch.tensor(list(COLOURS.values()), dtype=torch.float32).div(127.5).sub(1)
+    base = col[torch.randint(0, len(col), (n,), generator=generator)].view(n, 3, 1, 1)
+    shade = F.interpolate(torch.rand(n, 1, 4, 4, generator=generator) * 2 - 1, size=32, mode="bilinear",
+                          align_corners=False)
+    amp = torch.rand(n, 1, 1, 1, generator=generator) * 0.8
+    noise = 0.03 * torch.randn(n, 3, 32, 32, generator=generator)
+    return (base + amp * shade + noise).clamp(-1, 1)
+
+
+def retrain_shapes_head(model: "ShapesClassifier", seed: int = 0, epochs: int = 10,
+                        n: int = 16000) -> tuple["ShapesClassifier", dict]:
+    """Trains ``model``'s last layer afresh (seeded) on the features of the first classifier's
+    training set plus n/4 colour fields (:func:`_fields`) as "none". Every layer before it is kept,
+    so the features behind fd-shapes, kd-shapes, precision/recall and the PPL distance do not change.
+    Returns the model and the held-out accuracy."""
+    torch.manual_seed(seed)
+    x, ys, yc = _shapes_tensors(n, 1000)
+    neg = torch.cat([_negatives(x), _fields(n // 4, torch.Generator().manual_seed(seed + 1))])
+    x = torch.cat([x, neg])
+    ys = torch.cat([ys, torch.full((len(neg),), ShapesClassifier.num_shapes - 1)])
+    yc = torch.cat([yc, torch.full((len(neg),), ShapesClassifier.num_colours - 1)])
+    model = model.eval().requires_grad_(False)
+    with torch.no_grad():
+        h = torch.cat([model.net[:-1](b) for b in x.split(1000)])
+    head = nn.Linear(h.shape[1], model.num_shapes + model.num_colours)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        perm = torch.randperm(len(h))
+        for i in range(0, len(h), 128):
+            idx = perm[i:i + 128]
+            out = head(h[idx])
+            loss = (F.cross_entropy(out[:, :model.num_shapes], ys[idx])
+                    + F.cross_entropy(out[:, model.num_shapes:], yc[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.net[-1].load_state_dict(head.state_dict())
+    return model, shapes_held_out_accuracy(model)
 
 
 def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000,
