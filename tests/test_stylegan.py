@@ -275,9 +275,10 @@ def test_quickstart_recipe_learns_shapes_at_a_third_of_its_budget(tmp_path):
     """`make run`'s recipe (the stylegan2 ``quickstart`` preset) on builtin:shapes at 32 px, scaled to
     a test budget: 8 kimg instead of 24 (under a minute on 2 cores). The shapes classifier's
     Frechet distance (2,000 samples each side) falls from an untrained generator's 18,600-20,900
-    (three initial seeds) to 4,200-5,000 (seeds 0-3 at 8 kimg, one thread), and the shape-colour
-    pairs recognised rise from 3-6 to 8-12 of 24. Recognised share is no bar at this budget: it
-    is 2-5% there, against an untrained generator's 2-12%."""
+    (three initial seeds) to 4,200-5,000 (seeds 0-3 at 8 kimg, one thread). With the classifier's
+    version 2 (docs/metrics.md), the recognised share rises from 0.0-0.1% with 0-1 of 24 pairs
+    (untrained, initial seeds 0-2) to 1.6-4.2% with 8-12 pairs (seeds 0-3 at 8 kimg); version 1
+    gave an untrained generator 1.6-11.8% and 3-6 pairs, so the share was no bar then."""
     from gankit.metrics.evaluate import evaluate
     from gankit.metrics.modes import shapes_modes
 
@@ -292,7 +293,7 @@ def test_quickstart_recipe_learns_shapes_at_a_third_of_its_budget(tmp_path):
         x = G(torch.randn(2000, G.z_dim, generator=torch.Generator().manual_seed(123)))
     m = shapes_modes(x)
     assert fd < 10000, fd
-    assert m["pairs_covered"] >= 7, m
+    assert m["recognised_share"] > 0.005 and m["pairs_covered"] >= 4, m
 
 
 def test_without_noise_inputs_the_generator_is_deterministic_in_every_noise_mode():
