@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import gankit.models.recipes.style as style
+from gankit.losses.adversarial import LOSSES
 from gankit.metrics.efficientnet import EfficientNetLite0, packaged_weights
 from gankit.models.family import Phase
 from gankit.models.stylegan2 import StyleGAN2
@@ -131,18 +132,19 @@ class ProjectedD(nn.Module):
 
 
 def hinge_phases(G: nn.Module, D: nn.Module) -> list[Phase]:
+    hinge = LOSSES["hinge"]  # Lim & Ye 2017: relu(1 - D(x)) + relu(1 + D(G(z))); G: -D(G(z))
     def fake(z):
         return G.synthesis(G.mapping(z, None))
 
     def g_main(s):
-        loss = -D(fake(s.z())).float().mean()  # hinge G loss, -E[D(G(z))] (Lim & Ye 2017)
+        loss = hinge.g(D(fake(s.z())).float())
         return {"loss": loss, "adv": loss.detach()}
 
     def d_main(s):
         with torch.no_grad():
             f = fake(s.z())
         fo, ro = D(f).float(), D(s.real.detach()).float()
-        loss = F.relu(1 + fo).mean() + F.relu(1 - ro).mean()  # hinge D loss (Lim & Ye 2017)
+        loss = hinge.d(ro, fo)
         return {"loss": loss, "real": ro.detach().mean(), "fake": fo.detach().mean()}
 
     return [Phase("G", "G", g_main), Phase("D", "D", d_main, real=True)]

@@ -200,6 +200,12 @@ def _negatives(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([uniform, smooth, empty, blend]).clamp(-1, 1)
 
 
+def _with_none(x: torch.Tensor, ys: torch.Tensor, yc: torch.Tensor, neg: torch.Tensor):
+    """The training set with ``neg`` appended, labelled "none" (the last class) in both heads."""
+    return (torch.cat([x, neg]), torch.cat([ys, torch.full((len(neg),), ShapesClassifier.num_shapes - 1)]),
+            torch.cat([yc, torch.full((len(neg),), ShapesClassifier.num_colours - 1)]))
+
+
 def _fields(n: int, generator: torch.Generator) -> torch.Tensor:
     """Frames filled by one shape colour, flat or shaded by smooth noise: no shape on a background.
     The first classifier, which never saw them, called half of the flat ones a large square of
@@ -223,10 +229,7 @@ def retrain_shapes_head(model: "ShapesClassifier", seed: int = 0, epochs: int = 
     Returns the model and the held-out accuracy."""
     torch.manual_seed(seed)
     x, ys, yc = _shapes_tensors(n, 1000)
-    neg = torch.cat([_negatives(x), _fields(n // 4, torch.Generator().manual_seed(seed + 1))])
-    x = torch.cat([x, neg])
-    ys = torch.cat([ys, torch.full((len(neg),), ShapesClassifier.num_shapes - 1)])
-    yc = torch.cat([yc, torch.full((len(neg),), ShapesClassifier.num_colours - 1)])
+    x, ys, yc = _with_none(x, ys, yc, torch.cat([_negatives(x), _fields(n // 4, torch.Generator().manual_seed(seed + 1))]))
     model = model.eval().requires_grad_(False)
     with torch.no_grad():
         h = torch.cat([model.net[:-1](b) for b in x.split(1000)])
@@ -253,10 +256,7 @@ def train_shapes_classifier(seed: int = 0, epochs: int = 4, n: int = 16000,
     (the shipped weights use none)."""
     torch.manual_seed(seed)
     x, ys, yc = _shapes_tensors(n, 1000)
-    neg = _negatives(x)
-    x = torch.cat([x, neg])
-    ys = torch.cat([ys, torch.full((len(neg),), ShapesClassifier.num_shapes - 1)])
-    yc = torch.cat([yc, torch.full((len(neg),), ShapesClassifier.num_colours - 1)])
+    x, ys, yc = _with_none(x, ys, yc, _negatives(x))
     n = len(x)
     model = ShapesClassifier()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
