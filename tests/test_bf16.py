@@ -64,3 +64,25 @@ def test_auto_precision_follows_the_cpu(native, expect, tmp_path, monkeypatch, c
     with tr._loss_context(tr.phases[0]):
         y = torch.mm(x, x.t())  # a matmul comes out bf16 under CPU bf16 autocast, fp32 outside it
     assert (y.dtype == torch.bfloat16) == (expect == "bf16")
+
+
+@pytest.mark.parametrize("up,down", [(1, 2), (2, 1)])
+def test_strided_fir_under_bf16_runs_in_fp32(up, down):
+    """The strided FIR passes (oneDNN's bf16 depthwise backward is slow on CPU) take bf16 in and give
+    bf16 out, but compute in fp32: bitwise the fp32 filter of the same bf16 input, within bf16
+    rounding of the filter done in bf16, with bf16 gradients."""
+    from gankit.nn import setup_filter, upfirdn2d
+
+    f = setup_filter([1, 3, 3, 1])
+    x = torch.randn(2, 5, 12, 12).bfloat16().requires_grad_(True)
+    pad = 1 if down > 1 else (2, 1, 2, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = upfirdn2d(x, f, up=up, down=down, padding=pad, gain=up * up)
+    ref = upfirdn2d(x.detach().float(), f, up=up, down=down, padding=pad, gain=up * up)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, ref.bfloat16())
+    (g,) = torch.autograd.grad(y.float().square().sum(), x)
+    assert g.dtype == torch.bfloat16 and g.abs().sum() > 0
+    xr = x.detach().float().requires_grad_(True)
+    (gr,) = torch.autograd.grad(upfirdn2d(xr, f, up=up, down=down, padding=pad, gain=up * up).square().sum(), xr)
+    assert torch.allclose(g.float(), gr, rtol=0.02, atol=0.02)

@@ -41,6 +41,12 @@ def _pads(padding) -> tuple[int, int, int, int]:
 
 def _depthwise(x: Tensor, f: Tensor, stride: int, transpose: bool = False, padding: int = 0) -> Tensor:
     """Separable depthwise filtering of every channel with the 1-D filter ``f`` along H, then W."""
+    if stride > 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu":
+        # oneDNN's bf16 depthwise convolution with a stride (either direction) has a slow backward
+        # on CPU: 3-8x the fp32 one (docs/performance.md, "CPU bf16"), so these few filter passes run
+        # in fp32; the stride-1 passes stay in bf16, where they are faster than fp32.
+        with torch.autocast("cpu", enabled=False):
+            return _depthwise(x.float(), f, stride, transpose, padding).to(torch.bfloat16)
     C = x.shape[1]
     k = f.numel()
     # conv2d correlates, so the filter is flipped to convolve; conv_transpose2d scatters, which
