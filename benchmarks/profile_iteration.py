@@ -2,12 +2,14 @@
 phase, the lazy regularization at its interval, the EMA, the data), by operator.
 
     python benchmarks/profile_iteration.py [--family stylegan2 --preset small --data 'builtin:shapes?res=64']
-        [--iterations 32] [--precision fp32|bf16] [--batch N] [--fused-adam]
+        [--iterations 32] [--precision fp32|bf16] [--batch N] [--fused-adam] [--by-shape]
         [--out benchmarks/results/profile_iteration.json]
 
 Prints the operator table (self CPU time) and the share of the iteration spent in convolutions
 (forward and backward: aten::mkldnn_convolution, aten::convolution_backward and what they call)
-against everything else, and writes both as JSON. Profiling adds per-operator overhead, so the
+against everything else, and writes both as JSON. ``--by-shape`` also records input shapes and
+splits the convolutions by kind (3x3 and larger, 1x1, depthwise: the FIR filters) and by shape,
+in ms per iteration: how the tenth session of issue 17 found the slow bf16 strided filters. Profiling adds per-operator overhead, so the
 wall time here is above ``gankit bench``'s.
 """
 from __future__ import annotations
@@ -26,6 +28,31 @@ from gankit.training.trainer import Trainer
 CONV = ("conv", "mkldnn_convolution", "convolution_backward", "_convolution", "thnn_conv", "slow_conv")
 
 
+def conv_by_shape(p, iterations: int, rows: int) -> tuple[dict, list]:
+    """Convolution self time (forward and backward) by kind and by input shapes, ms per iteration."""
+    kinds: dict[str, float] = {}
+    out = []
+    for e in p.key_averages(group_by_input_shape=True):
+        if e.key not in ("aten::convolution_backward", "aten::mkldnn_convolution"):
+            continue
+        w = e.input_shapes[2] if e.key == "aten::convolution_backward" else e.input_shapes[1]
+        if len(w) != 4:
+            kind = "other"
+        elif w[1] == 1:
+            kind = "depthwise"
+        elif w[2] == w[3] == 1:
+            kind = "1x1"
+        else:
+            kind = "kxk"
+        op = "backward" if e.key == "aten::convolution_backward" else "forward"
+        ms = e.self_cpu_time_total / 1e3 / iterations
+        kinds[f"{op} {kind}"] = round(kinds.get(f"{op} {kind}", 0.0) + ms, 3)
+        out.append({"op": op, "kind": kind, "ms": round(ms, 3), "calls": round(e.count / iterations, 2),
+                    "shapes": [list(s) for s in e.input_shapes[:3]]})
+    out.sort(key=lambda r: -r["ms"])
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1])), out[:rows]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", default="stylegan2")
@@ -38,6 +65,8 @@ def main() -> None:
     ap.add_argument("--fused-adam", action="store_true", help="--train.fused-adam (one fused kernel per optimizer step)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--rows", type=int, default=25)
+    ap.add_argument("--by-shape", action="store_true",
+                    help="also split convolution time by kind and input shape (record_shapes)")
     ap.add_argument("--out", default="benchmarks/results/profile_iteration.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +79,7 @@ def main() -> None:
         for _ in range(args.warmup):
             tr.step(total)
         t0 = time.perf_counter()
-        with profile(activities=[ProfilerActivity.CPU]) as p:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=args.by_shape) as p:
             for _ in range(args.iterations):
                 tr.step(total)
         wall = time.perf_counter() - t0
@@ -67,7 +96,12 @@ def main() -> None:
            "batch": batch, "iterations": args.iterations, "ms_per_iteration_profiled": round(wall / args.iterations * 1e3, 2),
            "img_s_profiled": round(batch * args.iterations / wall, 2), "conv_share": round(conv / self_total, 4),
            "top_ops": ops[:args.rows]}
-    print({k: v for k, v in row.items() if k != "top_ops"})
+    if args.by_shape:
+        row["conv_by_kind"], row["conv_by_shape"] = conv_by_shape(p, args.iterations, args.rows)
+        print("convolution ms per iteration by kind:", row["conv_by_kind"])
+        for r in row["conv_by_shape"]:
+            print(f"  {r['op']:22s} {r['kind']:9s} {r['ms']:8.2f} ms {r['calls']:6.2f} calls  {r['shapes']}")
+    print({k: v for k, v in row.items() if k not in ("top_ops", "conv_by_shape")})
     write_results(args.out, [row], args.threads)
 
 
