@@ -8,9 +8,9 @@ phase, the lazy regularization at its interval, the EMA, the data), by operator.
 Prints the operator table (self CPU time) and the share of the iteration spent in convolutions
 (forward and backward: aten::mkldnn_convolution, aten::convolution_backward and what they call)
 against everything else, and writes both as JSON. ``--by-shape`` also records input shapes and
-splits the convolutions by kind (3x3 and larger, 1x1, depthwise: the FIR filters) and by shape,
-in ms per iteration: how the tenth session of issue 17 found the slow bf16 strided filters. Profiling adds per-operator overhead, so the
-wall time here is above ``gankit bench``'s.
+splits the convolutions' time by kind (kxk, 1x1, depthwise: the FIR filters) and by input shape,
+in ms per iteration. Profiling adds per-operator overhead, so the wall time here is above
+``gankit bench``'s.
 """
 from __future__ import annotations
 
@@ -46,11 +46,11 @@ def conv_by_shape(p, iterations: int, rows: int) -> tuple[dict, list]:
             kind = "kxk"
         op = "backward" if e.key == "aten::convolution_backward" else "forward"
         ms = e.self_cpu_time_total / 1e3 / iterations
-        kinds[f"{op} {kind}"] = round(kinds.get(f"{op} {kind}", 0.0) + ms, 3)
+        kinds[f"{op} {kind}"] = kinds.get(f"{op} {kind}", 0.0) + ms
         out.append({"op": op, "kind": kind, "ms": round(ms, 3), "calls": round(e.count / iterations, 2),
                     "shapes": [list(s) for s in e.input_shapes[:3]]})
     out.sort(key=lambda r: -r["ms"])
-    return dict(sorted(kinds.items(), key=lambda kv: -kv[1])), out[:rows]
+    return {k: round(v, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}, out[:rows]
 
 
 def main() -> None:

@@ -69,8 +69,8 @@ def test_auto_precision_follows_the_cpu(native, expect, tmp_path, monkeypatch, c
 @pytest.mark.parametrize("up,down", [(1, 2), (2, 1)])
 def test_strided_fir_under_bf16_runs_in_fp32(up, down):
     """The strided FIR passes (oneDNN's bf16 depthwise backward is slow on CPU) take bf16 in and give
-    bf16 out, but compute in fp32: bitwise the fp32 filter of the same bf16 input, within bf16
-    rounding of the filter done in bf16, with bf16 gradients."""
+    bf16 out, but compute in fp32: the output is bitwise the fp32 filter of the same bf16 input,
+    and the gradient is bf16 and within bf16 rounding of the fp32 gradient."""
     from gankit.nn import setup_filter, upfirdn2d
 
     f = setup_filter([1, 3, 3, 1])
