@@ -3,6 +3,7 @@
     python benchmarks/stylegan2_speed.py                      # gankit, all configs and resolutions
     python benchmarks/stylegan2_speed.py --nvidia /path/to/stylegan2-ada-pytorch   # also NVIDIA's code
     python benchmarks/stylegan2_speed.py --configs small --res 32 --profile        # operator table
+    python benchmarks/stylegan2_speed.py --generation-only --bf16 --profile ...    # generation; its convolutions' share
 
 Configs: ``small`` (z = w = 128, channel_base 16384, channel_max 128, 2 mapping layers,
 conv_clamp 256, skip G, residual D, mbstd group 4) and ``paper256`` (StyleGAN2-ADA's paper256
@@ -136,7 +137,7 @@ def nvidia_setup(cfg: dict, res: int, path: str):
 
 # ----------------------------------------------------------------------------- one measurement
 def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvidia: str | None,
-            profile: bool) -> dict:
+            profile: bool, generation_only: bool = False) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = CONFIGS[config]
@@ -148,6 +149,17 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
            "params_G": sum(p.numel() for p in G.parameters())}
     for batch in (8, 32):
         out[f"gen_img_s_b{batch}"] = batch / best_time(lambda: generate(batch), min_time)
+    if generation_only:
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if profile:  # self CPU time per batch of 8: convolution operators against everything else
+            from torch.profiler import ProfilerActivity, profile as prof
+            with prof(activities=[ProfilerActivity.CPU]) as p:
+                for _ in range(4):
+                    generate(8)
+            conv = sum(e.self_cpu_time_total for e in p.key_averages() if "conv" in e.key) / 4e3
+            total = sum(e.self_cpu_time_total for e in p.key_averages()) / 4e3
+            out.update(profiled_ms_b8=round(total, 1), profiled_conv_ms_b8=round(conv, 1))
+        return out
     t = {k: best_time(fn, min_time) for k, fn in phases.items()}
     per_iter = t["G"] + t["D"] + t["Greg"] / 4 + t["Dreg"] / 16  # lazy intervals 4 and 16
     out.update({f"t_{k}_s": v for k, v in t.items()})
@@ -172,12 +184,14 @@ def main():
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's operator table")
     ap.add_argument("--compile", action="store_true", help="also time gankit with torch.compile (gankit+compile)")
     ap.add_argument("--bf16", action="store_true", help="also time gankit under CPU bf16 autocast (gankit+bf16)")
+    ap.add_argument("--generation-only", action="store_true", help="time generation only (no training phases)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # impl:config:res, run in a fresh process
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stylegan2_speed.json"))
     args = ap.parse_args()
     if args.one:
         impl, config, res = args.one.split(":")
-        print(json.dumps(measure(impl, config, int(res), args.threads, args.min_time, args.nvidia, args.profile)))
+        print(json.dumps(measure(impl, config, int(res), args.threads, args.min_time, args.nvidia, args.profile,
+                                 args.generation_only)))
         return
     impls = (["gankit"] + (["gankit+compile"] if args.compile else []) + (["gankit+bf16"] if args.bf16 else [])
              + (["nvidia"] if args.nvidia else []))
@@ -189,6 +203,8 @@ def main():
                        "--min-time", str(args.min_time)] + (["--nvidia", args.nvidia] if args.nvidia else [])
                 if args.profile:
                     cmd.append("--profile")
+                if args.generation_only:
+                    cmd.append("--generation-only")
                 proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 if proc.returncode:
                     print(proc.stderr[-2000:], file=sys.stderr)
@@ -198,8 +214,11 @@ def main():
                     print("\n".join(lines[:-1]))
                 row = json.loads(lines[-1])
                 rows.append(row)
+                train = f"  train {row['train_img_s']:6.2f} img/s" if "train_img_s" in row else ""
+                if "profiled_ms_b8" in row:
+                    train += f"  profiled b8: {row['profiled_ms_b8']} ms, convolutions {row['profiled_conv_ms_b8']} ms"
                 print(f"{impl:14s} {config:9s} {res:4d}px  gen b8 {row['gen_img_s_b8']:7.2f}  b32 {row['gen_img_s_b32']:7.2f}"
-                      f"  train {row['train_img_s']:6.2f} img/s  peak RSS {row['peak_rss_mb']:6.0f} MB", flush=True)
+                      f"{train}  peak RSS {row['peak_rss_mb']:6.0f} MB", flush=True)
     out = Path(args.out)
     if out.exists():  # keep earlier rows of other (impl, config, res) combinations
         done = {(r["impl"], r["config"], r["res"]) for r in rows}

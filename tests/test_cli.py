@@ -72,6 +72,8 @@ def test_generate_is_deterministic_per_seed(tmp_path):
     assert run_cli("generate", run, "--seeds", "2,3", "--out", tmp_path / "dir").returncode == 0
     assert run_cli("generate", run, "--seeds", "0-3", "--out", tmp_path / "b.png").returncode == 0
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert run_cli("generate", run, "--seeds", "0-3", "--precision", "bf16", "--out", tmp_path / "c.png").returncode == 0
+    assert Image.open(tmp_path / "c.png").size == Image.open(tmp_path / "a.png").size
     a = Image.open(tmp_path / "dir" / "seed0002.png")
     assert a.size == (8, 8)
     import numpy as np
