@@ -27,3 +27,31 @@ def earlier_results(path: str | Path) -> list:
     """The rows already in ``path`` (a file :func:`write_results` wrote), or none: scripts that append."""
     path = Path(path)
     return json.loads(path.read_text())["results"] if path.exists() else []
+
+
+SHAPES_FIGURES = ("recognised_share", "pairs_covered", "shapes_covered", "colours_covered")
+
+
+def shapes_figures(metric_values: dict) -> dict:
+    """The shapes classifier's figures of a run's metrics.json values."""
+    return {k: metric_values[k] for k in SHAPES_FIGURES}
+
+
+def variants_main(doc: str, variants, run, runs: str, out: str, threads: int = 1, append: bool = True) -> None:
+    """The command line of a recipe-search script: ``--variants`` (names from ``variants``),
+    ``--runs``, ``--threads``, ``--seed``, ``--out``; calls ``run(name, runs, threads, seed)`` per
+    variant and writes the rows after each (``append``: after the rows already in ``--out``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=list(variants), choices=list(variants))
+    ap.add_argument("--runs", default=runs)
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--seed", type=int, default=0, help="--train.seed of every run")
+    ap.add_argument("--out", default=out)
+    args = ap.parse_args()
+    rows = earlier_results(args.out) if append else []
+    for name in args.variants:
+        rows.append(run(name, args.runs, args.threads, args.seed))
+        print(rows[-1], flush=True)
+        write_results(args.out, rows, args.threads)

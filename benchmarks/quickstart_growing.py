@@ -22,14 +22,13 @@ Both take about the wall time of the recipe's 24 kimg at 32 px. Results:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import time
 
 import torch
 import torch.nn.functional as F
-from common import earlier_results, write_results
+from common import shapes_figures, variants_main
 from torch import nn
 
 import gankit.models.recipes.style as style
@@ -199,23 +198,12 @@ def run(name: str, runs: str, threads: int, seed: int) -> dict:
         "seed": seed,
         "kimg": kimg,
         "seconds": round(time.perf_counter() - t0),
-        **{k: m[k] for k in ("recognised_share", "pairs_covered", "shapes_covered", "colours_covered")},
+        **shapes_figures(m),
     }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=list(SCHEDS), choices=list(SCHEDS))
-    ap.add_argument("--runs", default="/tmp/quickstart-growing")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="benchmarks/results/quickstart_growing.json")
-    args = ap.parse_args()
-    rows = earlier_results(args.out)
-    for name in args.variants:
-        rows.append(run(name, args.runs, args.threads, args.seed))
-        print(rows[-1], flush=True)
-        write_results(args.out, rows, args.threads)
+    variants_main(__doc__, SCHEDS, run, "/tmp/quickstart-growing", "benchmarks/results/quickstart_growing.json")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Results: ``benchmarks/results/quickstart_losses.json``; sample grids stay in ``-
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
@@ -31,7 +30,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import earlier_results, write_results
+from common import shapes_figures, variants_main
 
 import gankit.models.recipes.style as style
 from gankit.losses import widen
@@ -108,22 +107,11 @@ def run(name: str, runs: str, threads: int, seed: int) -> dict:
         style.style_phases = RECIPE_PHASES
     return {"variant": name, "loss": kind, "param": param, "model": model, "seed": seed, "kimg": 24.0,
             "seconds": round(time.perf_counter() - t0),
-            **{k: m[k] for k in ("recognised_share", "pairs_covered", "shapes_covered", "colours_covered")}}
+            **shapes_figures(m)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--runs", default="/tmp/quickstart-losses")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="benchmarks/results/quickstart_losses.json")
-    args = ap.parse_args()
-    rows = earlier_results(args.out)
-    for name in args.variants:
-        rows.append(run(name, args.runs, args.threads, args.seed))
-        print(rows[-1], flush=True)
-        write_results(args.out, rows, args.threads)
+    variants_main(__doc__, VARIANTS, run, "/tmp/quickstart-losses", "benchmarks/results/quickstart_losses.json")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,10 @@ Every run uses seed 0 unless `--seed` says otherwise; the sample grids stay in `
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
-from common import write_results
+from common import shapes_figures, variants_main
 
 from gankit.training.trainer import Trainer
 
@@ -119,22 +118,12 @@ def run(name: str, runs: str, threads: int, seed: int = 0) -> dict:
     m = tr.run()["metric_values"]
     return {"variant": name, "seed": seed, "kimg": kimg, "data": DATA.get(name, "builtin:shapes?res=32"), "model": model, "train": train,
             "seconds": round(time.perf_counter() - t0),
-            **{k: m[k] for k in ("recognised_share", "pairs_covered", "shapes_covered", "colours_covered")}}
+            **shapes_figures(m)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--runs", default="/tmp/quickstart-recipes")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--seed", type=int, default=0, help="--train.seed of every run (0: the search's seed)")
-    ap.add_argument("--out", default="benchmarks/results/quickstart_recipes.json")
-    args = ap.parse_args()
-    rows = []
-    for name in args.variants:
-        rows.append(run(name, args.runs, args.threads, args.seed))
-        print(rows[-1], flush=True)
-    write_results(args.out, rows, args.threads)
+    variants_main(__doc__, VARIANTS, run, "/tmp/quickstart-recipes", "benchmarks/results/quickstart_recipes.json",
+                  threads=os.cpu_count() or 1, append=False)
 
 
 if __name__ == "__main__":
