@@ -101,6 +101,10 @@ VARIANTS = {
     # to zero"), since D separates reals from fakes early and keeps doing so
     "Q-ngen-2-24": (24, Q, {**DECAY, "n_gen": 2}),
 }
+#: eleventh session: the recipe under bf16 with some phases in fp32 (autocast off for them; FP32_PHASES)
+FP32_PHASES = {"Q-bf16-fp32-Dreg-24": ("Dreg",), "Q-bf16-fp32-G-Dreg-24": ("G", "Dreg"),
+               "Q-bf16-fp32-D-Dreg-24": ("D", "Dreg"), "Q-bf16-fp32-all-24": ("G", "D", "Dreg")}
+VARIANTS.update({name: VARIANTS["Q-bf16-24"] for name in FP32_PHASES})
 #: variants trained on other data than the Quickstart's
 CENTRED = "builtin:shapes?res=32&place=centre"
 DATA = {"Q-n100k-48": "builtin:shapes?res=32&n=100000", "Q-centred-24": CENTRED, "Q-centred-96": CENTRED,
@@ -115,6 +119,11 @@ def run(name: str, runs: str, threads: int, seed: int = 0) -> dict:
     tr = Trainer("stylegan2", DATA.get(name, "builtin:shapes?res=32"), out, preset="cpu-shapes", progress=False,
                  overrides={"model": model, "train": {"kimg": kimg, "tensorboard": False, "snapshot_kimg": 10**6,
                                                       "sample_kimg": 10**6, "threads": threads, "seed": seed, **train}})
+    if name in FP32_PHASES:  # this run only: those phases without the bf16 autocast
+        import contextlib
+        context = tr._loss_context
+        tr._loss_context = lambda phase: (contextlib.nullcontext() if phase.name in FP32_PHASES[name]
+                                          else context(phase))
     m = tr.run()["metric_values"]
     return {"variant": name, "seed": seed, "kimg": kimg, "data": DATA.get(name, "builtin:shapes?res=32"), "model": model, "train": train,
             "seconds": round(time.perf_counter() - t0),
