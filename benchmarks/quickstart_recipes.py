@@ -101,6 +101,9 @@ VARIANTS = {
     # to zero"), since D separates reals from fakes early and keeps doing so
     "Q-ngen-2-24": (24, Q, {**DECAY, "n_gen": 2}),
 }
+#: eleventh session: without minibatch stddev (packing already shows D pairs), without demodulation
+VARIANTS.update({"Q-nombstd-24": (24, {**Q, "mbstd_group": 1}, DECAY),  # groups of 1: the statistic is constant
+                 "Q-nodemod-24": (24, {**Q, "demodulate": False}, DECAY)})
 #: eleventh session: the recipe under bf16 with some phases in fp32 (autocast off for them; FP32_PHASES)
 FP32_PHASES = {"Q-bf16-fp32-Dreg-24": ("Dreg",), "Q-bf16-fp32-G-Dreg-24": ("G", "Dreg"),
                "Q-bf16-fp32-D-Dreg-24": ("D", "Dreg"), "Q-bf16-fp32-all-24": ("G", "D", "Dreg")}
