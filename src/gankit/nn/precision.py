@@ -65,3 +65,17 @@ def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
         return "bf16", "auto: this CPU computes bf16 natively (AVX-512 BF16 / AMX); --train.precision fp32 to turn off"
     why = "this CPU has no native bf16" if device.type == "cpu" else f"auto keeps fp32 on {device.type}"
     return "fp32", f"auto: {why}"
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_context(precision: str, device: torch.device):
+    """The autocast of a resolved precision (:func:`resolve_precision`) on ``device``: none for
+    fp32, bf16 or fp16 autocast otherwise. The trainer's losses, ``gankit generate`` and
+    ``gankit bench`` all run their networks under it."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision {precision!r}: resolve it first (fp32, bf16 or fp16)")
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])

@@ -100,10 +100,10 @@ def _generate_fn(G, batch: int, device: torch.device, precision: str, inputs=Non
     the generator has noise inputs."""
     kwargs = {"noise_mode": "const"} if "noise_mode" in inspect.signature(G.forward).parameters else {}
     z = torch.randn(batch, G.z_dim, device=device) if inputs is None else inputs[:batch].to(device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    from ..nn.precision import autocast_context
 
     def run():
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with torch.no_grad(), autocast_context(precision, device):
             return G(z, **kwargs)
     return run
 
@@ -191,7 +191,9 @@ def run_all(families: list[str], resolutions: list[int], *, preset: str | None =
     counts: noise on a shared machine only lowers it); a table and JSON."""
     if threads > 0:
         torch.set_num_threads(threads)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)  # auto: the fp32 peak
+    from ..nn.precision import AUTOCAST_DTYPES
+
+    dtype = AUTOCAST_DTYPES.get(precision, torch.float32)  # auto: the fp32 peak
     dtype = dtype if device != "cpu" else torch.float32
     peak_time = max(0.1, min(1.0, min_time))
     peak = conv_peak(device, dtype, peak_time)  # measured again after the cases; the higher figure counts

@@ -61,9 +61,7 @@ def synthesize(G, ws: torch.Tensor, noise_mode: str = "const", seeds=None) -> to
 def precision_context(precision: str, device):
     """Autocast for ``--precision`` (``fp32``: none; ``bf16``; ``fp16``, CUDA only; ``auto``: bf16 on a
     CPU with native bf16, else fp32) on ``device``."""
-    import contextlib
-
-    from ..nn.precision import resolve_precision
+    from ..nn.precision import autocast_context, resolve_precision
 
     device = torch.device(device)
     if precision not in ("fp32", "bf16", "fp16", "auto"):
@@ -71,9 +69,7 @@ def precision_context(precision: str, device):
     name, _ = resolve_precision(precision, device)
     if name == "fp16" and device.type != "cuda":
         raise ConfigError(f"--precision fp16 needs a CUDA device (this is {device.type}); use bf16 or fp32")
-    if name == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if name == "bf16" else torch.float16)
+    return autocast_context(name, device)
 
 
 @torch.no_grad()

@@ -521,12 +521,12 @@ class Trainer:
         ``--train.compile``, a phase that differentiates through a gradient runs eagerly."""
         import contextlib
 
+        from ..nn.precision import autocast_context
+
         stack = contextlib.ExitStack()
         if self.cfg.compile and phase.higher_order:
             stack.enter_context(torch.compiler.set_stance("force_eager"))
-        if self.precision != "fp32":
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-            stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
+        stack.enter_context(autocast_context(self.precision, self.device))
         return stack
 
     def _run_phase(self, index: int, phase: Phase, stats: dict):
