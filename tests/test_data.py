@@ -377,3 +377,28 @@ def test_a_corrupt_file_found_by_a_decoding_thread_names_the_file(tmp_path):
     (tmp_path / "imgs" / "05.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="05.png"):
         _train_folder(tmp_path / "imgs", tmp_path / "run", cache=False, workers=2)
+
+
+def test_mnist_and_stacked_mnist_from_idx_folder(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("t10k", 4)):
+        write_idx(str(tmp_path / f"{split}-images-idx3-ubyte"), rng.integers(0, 255, (n, 28, 28)).astype(np.uint8))
+        write_idx(str(tmp_path / f"{split}-labels-idx1-ubyte.gz"), (np.arange(n) % 10).astype(np.uint8))
+    monkeypatch.delenv("GANKIT_MNIST", raising=False)
+    with pytest.raises(DataError, match="GANKIT_MNIST=DIR or pass path=DIR"):
+        open_dataset("builtin:mnist")
+    ds = open_dataset(f"builtin:mnist?path={tmp_path}")
+    assert len(ds) == 10 and ds.info.shape == (1, 28, 28) and ds.mode_metric == "mnist"
+    monkeypatch.setenv("GANKIT_MNIST", str(tmp_path))
+    assert open_dataset("builtin:mnist?split=test&res=16").info.shape == (1, 16, 16)
+    st = open_dataset("builtin:stacked-mnist?n=50&res=32")
+    assert len(st) == 50 and st.info.shape == (3, 32, 32) and st.info.num_classes == 1000
+    x, y = st.get_batch(torch.arange(50))
+    digits = open_dataset("builtin:mnist?res=32")
+    dx, dy = digits.get_batch(torch.arange(10))
+    for i in range(3):  # every channel is one of the digits, and the label spells the three classes
+        match = [(x[i, k] == dx[:, 0]).flatten(1).all(1).nonzero().flatten() for k in range(3)]
+        assert all(len(m) for m in match)
+        assert int(y[i]) == 100 * int(dy[match[0][0]]) + 10 * int(dy[match[1][0]]) + int(dy[match[2][0]])
+    with pytest.raises(DataError, match="res=24"):
+        open_dataset("builtin:stacked-mnist?res=24")

@@ -49,3 +49,42 @@ def write_idx(path: str, array: np.ndarray) -> None:
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "wb") as f:
         f.write(header + body)
+
+
+#: the four files of LeCun's MNIST layout, shared by MNIST and Fashion-MNIST
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def read_mnist_layout(name: str, path: str, split: str, how_to_get: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 of ``split`` (train, test or all) from a folder
+    holding the four MNIST-layout IDX files (each may be ``.gz``). ``how_to_get`` ends every error
+    message: where the user gets the files."""
+    if split not in ("train", "test", "all"):
+        raise DataError(f"{name}: split={split!r}; use train, test or all")
+    if not path or not os.path.isdir(path):
+        raise DataError(f"{name}: folder {path or '(none given)'} not found; {how_to_get}")
+    xs, ys = [], []
+    for s in (("train", "test") if split == "all" else (split,)):
+        found = []
+        for stem in MNIST_FILES[s]:
+            hits = [os.path.join(path, f) for f in (stem + ".gz", stem) if os.path.exists(os.path.join(path, f))]
+            if not hits:
+                raise DataError(f"{name}: {stem}(.gz) not found in {path}; {how_to_get}")
+            found.append(read_idx(hits[0]))
+        x, y = found
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"{name}: {path} holds IDX files of unexpected shapes {x.shape}, {y.shape}")
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+
+def resize_square(x: np.ndarray, res: int) -> np.ndarray:
+    """(N, H, H) uint8 images resized to ``res`` with Lanczos (unchanged when already ``res``)."""
+    from PIL import Image
+
+    if res == x.shape[-1]:
+        return x
+    return np.stack([np.asarray(Image.fromarray(im).resize((res, res), Image.LANCZOS)) for im in x])
