@@ -110,24 +110,34 @@ def held_out_accuracy(model: nn.Module, res: int = 8) -> float:
     return float((model(x).argmax(1) == yte).float().mean())
 
 
-@functools.lru_cache(maxsize=1)
-def digit_classifier() -> DigitClassifier:
-    """The shipped classifier (``metrics/weights/digits_classifier.safetensors``), in eval mode."""
+def _shipped(cls: type[nn.Module], path: Path) -> nn.Module:
+    """A shipped classifier from its safetensors file, in eval mode and frozen."""
     from safetensors.torch import load_file
 
-    model = DigitClassifier()
-    model.load_state_dict(load_file(str(WEIGHTS)))
+    model = cls()
+    model.load_state_dict(load_file(str(path)))
     return model.eval().requires_grad_(False)
 
 
 @torch.no_grad()
-def classify_digits(images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    """Class probabilities (N, 10) for single-channel images (N, 1, H, W) in [-1, 1]."""
-    model = digit_classifier()
+def _probs(model: nn.Module, images: torch.Tensor, batch: int) -> torch.Tensor:
     return torch.cat([F.softmax(model(x.float().cpu()), 1) for x in images.split(batch)])
 
 
-def _recognised(probs: torch.Tensor, threshold: float) -> dict:
+@functools.lru_cache(maxsize=1)
+def digit_classifier() -> DigitClassifier:
+    """The shipped classifier (``metrics/weights/digits_classifier.safetensors``), in eval mode."""
+    return _shipped(DigitClassifier, WEIGHTS)
+
+
+def classify_digits(images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """Class probabilities (N, 10) for single-channel images (N, 1, H, W) in [-1, 1]."""
+    return _probs(digit_classifier(), images, batch)
+
+
+def _recognised(images: torch.Tensor, classify, threshold: float) -> dict:
+    """Share of (N, C, H, W) images (grey: the channel mean) read with p >= threshold, and the classes among them."""
+    probs = classify(images if images.shape[1] == 1 else images.mean(1, keepdim=True))
     conf, cls = probs.max(1)
     ok = conf >= threshold
     counts = torch.bincount(cls[ok], minlength=probs.shape[1])
@@ -149,9 +159,7 @@ def _stacked(images: torch.Tensor, classify, num_modes: int = 1000) -> dict:
 @register_metric("modes-digits")
 def digits_modes(images: torch.Tensor, threshold: float = 0.9) -> dict:
     """Confidently recognised share and classes covered for generated digits (N, 1, H, W)."""
-    if images.shape[1] != 1:
-        images = images.mean(1, keepdim=True)
-    return _recognised(classify_digits(images), threshold)
+    return _recognised(images, classify_digits, threshold)
 
 
 @register_metric("modes-stacked-digits")
@@ -235,26 +243,18 @@ def train_mnist_classifier(train, test, seed: int = 0, epochs: int = 4) -> tuple
 @functools.lru_cache(maxsize=1)
 def mnist_classifier() -> MnistClassifier:
     """The shipped MNIST classifier (``metrics/weights/mnist_classifier.safetensors``), in eval mode."""
-    from safetensors.torch import load_file
-
-    model = MnistClassifier()
-    model.load_state_dict(load_file(str(MNIST_WEIGHTS)))
-    return model.eval().requires_grad_(False)
+    return _shipped(MnistClassifier, MNIST_WEIGHTS)
 
 
-@torch.no_grad()
 def classify_mnist(images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     """Class probabilities (N, 10) for single-channel images (N, 1, H, W) in [-1, 1]."""
-    model = mnist_classifier()
-    return torch.cat([F.softmax(model(x.float().cpu()), 1) for x in images.split(batch)])
+    return _probs(mnist_classifier(), images, batch)
 
 
 @register_metric("modes-mnist")
 def mnist_modes(images: torch.Tensor, threshold: float = 0.9) -> dict:
     """Confidently recognised share and classes covered for generated MNIST digits (N, 1, H, W)."""
-    if images.shape[1] != 1:
-        images = images.mean(1, keepdim=True)
-    return _recognised(classify_mnist(images), threshold)
+    return _recognised(images, classify_mnist, threshold)
 
 
 @register_metric("modes-stacked-mnist")
@@ -398,11 +398,7 @@ def shapes_held_out_accuracy(model: nn.Module) -> dict:
 @functools.lru_cache(maxsize=1)
 def shapes_classifier() -> ShapesClassifier:
     """The shipped classifier (``metrics/weights/shapes_classifier.safetensors``), in eval mode."""
-    from safetensors.torch import load_file
-
-    model = ShapesClassifier()
-    model.load_state_dict(load_file(str(SHAPES_WEIGHTS)))
-    return model.eval().requires_grad_(False)
+    return _shipped(ShapesClassifier, SHAPES_WEIGHTS)
 
 
 @register_metric("modes-shapes")
