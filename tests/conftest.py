@@ -16,6 +16,20 @@ def pytest_configure(config):
     thread a worker makes and every program it starts, so two workers never share a core."""
     if getattr(config.option, "numprocesses", None) and not os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"
+    # torch.compile's cache goes to a folder of this session (removed at the end), not to a shared
+    # /tmp/torchinductor_USER that grows by gigabytes over repeated runs on one machine.
+    if not os.environ.get("PYTEST_XDIST_WORKER") and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        import tempfile
+        config._gankit_inductor_dir = tempfile.mkdtemp(prefix="gankit-inductor-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = config._gankit_inductor_dir
+
+
+def pytest_unconfigure(config):
+    d = getattr(config, "_gankit_inductor_dir", None)
+    if d:
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
 
 
 def run_cli(*args, timeout=600, **kw):
