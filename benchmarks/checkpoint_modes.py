@@ -5,7 +5,8 @@
 Each checkpoint's inference network is scored as ``gankit train`` scores the final one
 (``gankit.metrics.modes.evaluate_generator`` on the run's own data: 2,500 samples for the 2D
 mixtures, 26,000 for stacked digits, 5,000 for shapes). Keep the checkpoints with
-``--train.snapshot-kimg N --train.keep 100``. Rows are appended to ``--out``.
+``--train.snapshot-kimg N --train.keep 100``. Rows are added to ``--out``; a checkpoint scored again
+replaces its earlier row, and ``--new-only`` skips checkpoints that already have one.
 """
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", help="run folders with checkpoints/ckpt-*")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/checkpoint_modes.json")
+    ap.add_argument("--new-only", action="store_true", help="score only checkpoints with no row in --out yet")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = earlier_results(args.out)
+    rows = {(r["run"], r["kimg"]): r for r in earlier_results(args.out)}  # one row per checkpoint
     for run in args.runs:
         ckpts = sorted((Path(run) / "checkpoints").glob("ckpt-*"))
         if not ckpts:
@@ -39,6 +41,8 @@ def main() -> None:
         config = json.loads((Path(run) / "config.json").read_text())
         data = open_dataset(config["data"]["spec"])
         for ck in ckpts:
+            if args.new_only and (str(run), int(ck.name.rsplit("-", 1)[1]) / 1000) in rows:
+                continue
             _, net, _ = load_bundle(ck)
             m = evaluate_generator(net, data)
             row = {"run": str(run), "family": config["family"], "preset": config.get("preset"),
@@ -46,9 +50,9 @@ def main() -> None:
                    "kimg": int(ck.name.rsplit("-", 1)[1]) / 1000,
                    "steps": int(ck.name.rsplit("-", 1)[1]) // config["train"]["batch_size"],
                    **{k: m[k] for k in KEEP if k in m}}
-            rows.append(row)
+            rows[(row["run"], row["kimg"])] = row
             print({k: row[k] for k in ("run", "kimg", "steps") + tuple(k for k in KEEP if k in row)}, flush=True)
-    write_results(args.out, rows, args.threads)
+    write_results(args.out, list(rows.values()), args.threads)
 
 
 if __name__ == "__main__":
