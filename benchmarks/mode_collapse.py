@@ -45,6 +45,7 @@ ROWS = {
     **{f"grid-gan-pac{m}": _pac(m, 500 * m) for m in (1, 2, 3, 4)},  # 5,000 iterations: 1.25% of PacGAN's 400,000
     **{f"grid-gan-cpu-pac{m}": _pac(m, 500 * m, "cpu-pacgan") for m in (1, 2, 3, 4)},
     **{f"grid-gan-code-pac{m}": _pac(m, 500 * m, "pacgan-code") for m in (1, 2, 3, 4)},  # PacGAN's simultaneous update
+    "grid-gan-pacgan-grid": ("gan", "pacgan-grid", GRID, 160000, {}, {}),  # 400,000 steps: 2-3 h on 2 cores
     "grid-gan-cpu-toy": ("gan", "cpu-toy", GRID, 300, {}, {}),
     "grid-wgan-cpu-toy": ("wgan", "cpu-toy", GRID, 300, {}, {}),
     "grid-wgan-gp-cpu-toy": ("wgan-gp", "cpu-toy", GRID, 800, {}, {}),
