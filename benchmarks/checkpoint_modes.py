@@ -41,14 +41,14 @@ def main() -> None:
         config = json.loads((Path(run) / "config.json").read_text())
         data = open_dataset(config["data"]["spec"])
         for ck in ckpts:
-            if args.new_only and (str(run), int(ck.name.rsplit("-", 1)[1]) / 1000) in rows:
+            images = int(ck.name.rsplit("-", 1)[1])  # ckpt-NNNNNNNNN: images shown so far
+            if args.new_only and (str(run), images / 1000) in rows:
                 continue
             _, net, _ = load_bundle(ck)
             m = evaluate_generator(net, data)
             row = {"run": str(run), "family": config["family"], "preset": config.get("preset"),
                    "model": config["model"], "batch_size": config["train"]["batch_size"], "seed": config["train"]["seed"],
-                   "kimg": int(ck.name.rsplit("-", 1)[1]) / 1000,
-                   "steps": int(ck.name.rsplit("-", 1)[1]) // config["train"]["batch_size"],
+                   "kimg": images / 1000, "steps": images // config["train"]["batch_size"],
                    **{k: m[k] for k in KEEP if k in m}}
             rows[(row["run"], row["kimg"])] = row
             print({k: row[k] for k in ("run", "kimg", "steps") + tuple(k for k in KEEP if k in row)}, flush=True)
