@@ -15,9 +15,19 @@ def machine(threads: int | None = None) -> dict:
             "python": platform.python_version()}
 
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
+
+def results_path(path: str | Path) -> Path:
+    """``path``, with a relative ``benchmarks/...`` path (every script's default ``--out``) taken
+    from the repository root, so a script started inside ``benchmarks/`` writes where the docs say."""
+    path = Path(path)
+    return ROOT / path if not path.is_absolute() and path.parts[:1] == ("benchmarks",) else path
+
+
 def write_results(path: str | Path, rows: list, threads: int | None = None) -> None:
     """Writes ``{"machine": ..., "results": rows}`` to ``path`` and says so."""
-    path = Path(path)
+    path = results_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(threads), "results": rows}, indent=2))
     print(f"wrote {path}")
@@ -25,7 +35,7 @@ def write_results(path: str | Path, rows: list, threads: int | None = None) -> N
 
 def earlier_results(path: str | Path) -> list:
     """The rows already in ``path`` (a file :func:`write_results` wrote), or none: scripts that append."""
-    path = Path(path)
+    path = results_path(path)
     return json.loads(path.read_text())["results"] if path.exists() else []
 
 

@@ -40,7 +40,7 @@ from gankit import load
 from gankit.data import open_dataset
 from gankit.losses import r1_penalty, widen
 from gankit.models.family import Phase
-from gankit.models.stylegan2 import Discriminator, DiscriminatorEpilogue, StyleGAN2
+from gankit.models.stylegan2 import Discriminator, StyleGAN2
 from gankit.nn.layers import packed
 from gankit.training.trainer import Trainer
 
@@ -51,16 +51,6 @@ VARIANTS = {
     "ac-real": ("ac", 1.0, 1, False), "ac-real-w3": ("ac", 3.0, 1, False), "ac-both": ("ac", 1.0, 1, True),
     "ent-pack2": ("ent", 1.0, 2, False), "ent-pack2-w3": ("ent", 3.0, 2, False),
 }
-
-
-def epilogue_forward(self, x, img, cmap):
-    """DiscriminatorEpilogue.forward that keeps its fully connected features for the head."""
-    if self.architecture == "skip":
-        x = x + self.fromrgb(img)
-    if self.mbstd is not None:
-        x = self.mbstd(x)
-    self.features = self.fc(self.conv(x).flatten(1))
-    return self.out(self.features).squeeze(1)
 
 
 def aux_phases(kind: str, weight: float, fakes_too: bool):
@@ -91,7 +81,7 @@ def aux_phases(kind: str, weight: float, fakes_too: bool):
             with torch.no_grad():
                 fake_img = fake(s.z(), y)
             f = D(fake_img)
-            f_logits = D.aux_logits()
+            f_logits = D.aux_logits() if fakes_too else None
             r = D(s.real.detach())
             ce_real = F.cross_entropy(D.aux_logits(), labels(s, True))
             adv = F.softplus(widen(f)).mean() + F.softplus(-widen(r)).mean()  # Goodfellow 2014 eq. 1
@@ -117,25 +107,26 @@ def aux_phases(kind: str, weight: float, fakes_too: bool):
 def patched(name: str):
     """The StyleGAN2 family with this row's D and phases, in this process, until the block ends."""
     kind, weight, pack, fakes_too = VARIANTS[name]
-    build, family_phases, epilogue = StyleGAN2.build, style.StyleFamily.phases, DiscriminatorEpilogue.forward
+    build, family_phases = StyleGAN2.build, style.StyleFamily.phases
 
     def aux_build(self, cfg):
         nets = build(self, cfg)  # G (and the D it replaces) drawn first, as in the runs reported
         D = Discriminator(0, cfg.resolution, cfg.channels * pack, cfg.d_architecture, cfg.channel_base,
                           cfg.channel_max, cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, None)
         D.aux = nn.Linear(D.b4.fc.weight.shape[0], NUM_CLASSES * pack)
+        features = {}
+        D.b4.fc.register_forward_hook(lambda m, i, out: features.update(fc=out))  # the epilogue's fc features
         nets["D"] = packed(D, pack)
-        nets["D"].aux_logits = lambda: D.aux(D.b4.features).reshape(-1, NUM_CLASSES)  # per image, pack order
+        nets["D"].aux_logits = lambda: D.aux(features["fc"]).reshape(-1, NUM_CLASSES)  # per image, pack order
         return nets
 
     StyleGAN2.build = aux_build
-    DiscriminatorEpilogue.forward = epilogue_forward
     phases = aux_phases(kind, weight, fakes_too)
     style.StyleFamily.phases = lambda self, cfg, nets, train: phases(cfg, nets["G"], nets["D"])
     try:
         yield
     finally:
-        StyleGAN2.build, style.StyleFamily.phases, DiscriminatorEpilogue.forward = build, family_phases, epilogue
+        StyleGAN2.build, style.StyleFamily.phases = build, family_phases
 
 
 def run(name: str, runs: str, threads: int, seed: int) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import results_path
 
 COMMON = ["--data", "builtin:shapes?res=32"]
 SG1 = ["--model.z-dim", "64", "--model.w-dim", "64", "--model.channel-base", "1024", "--model.channel-max", "128",
@@ -92,9 +93,10 @@ def main() -> None:
 
     out = {"runs": rows, "protocol": {"ppl_pairs_shapes": args.pairs, "ppl_pairs_effnet": args.effnet_pairs,
                                       "separability_samples": args.samples, "fd_samples": args.fd_samples}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out}")
+    path = results_path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
 
     import matplotlib
 
