@@ -67,7 +67,8 @@ def upfirdn2d_reference(x, taps, up, down, pad, gain):
 
 @pytest.mark.parametrize("taps", [(1, 3, 3, 1), (1, 2, 1), (1, 2, 3, 4)])
 @pytest.mark.parametrize("up,down,pad", [(1, 1, (1, 2, 1, 2)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)),
-                                         (2, 1, (1, 2, 0, 3)), (2, 2, (1, 1, 2, 2)), (1, 2, (-1, 2, 0, 1))])
+                                         (2, 1, (1, 2, 0, 3)), (2, 2, (1, 1, 2, 2)), (1, 2, (-1, 2, 0, 1)),
+                                         (1, 1, (2, 2, 1, 1)), (1, 2, (2, 2, 0, 0))])
 def test_upfirdn2d_matches_direct_convolution(taps, up, down, pad):
     x = torch.randn(2, 3, 9, 7)
     ref = upfirdn2d_reference(x, taps, up, down, pad, gain=up * up)

@@ -6,10 +6,11 @@ bilinear filtering (the [1, 2, 1] filter); StyleGAN2 (Karras et al. 2020, append
 pad, FIR filter, downsample) so that weights and padding conventions carry over unchanged, but
 every step is an ordinary PyTorch op: no custom CUDA, the same code on CPU, CUDA and MPS.
 
-Speed: the 4-tap filters used here are separable, so the filter runs as two 1-D depthwise
-convolutions (8 multiply-adds per pixel instead of 16), the down-sampling stride goes into the
-convolution (no wasted outputs), and up-sampling runs as a strided transposed depthwise
-convolution (no multiplications by inserted zeros).
+Speed: the filter runs as one depthwise convolution with the 2-D filter (measured faster on CPU
+than two 1-D passes, though it has twice the multiply-adds), symmetric padding goes into the
+convolution (no padded copy), the down-sampling stride goes into the convolution (no wasted
+outputs), and up-sampling runs as a strided transposed depthwise convolution (no multiplications
+by inserted zeros).
 """
 from __future__ import annotations
 
@@ -39,8 +40,20 @@ def _pads(padding) -> tuple[int, int, int, int]:
     return tuple(padding)  # type: ignore[return-value]
 
 
-def _depthwise(x: Tensor, f: Tensor, stride: int, transpose: bool = False, padding: int = 0) -> Tensor:
-    """Separable depthwise filtering of every channel with the 1-D filter ``f`` along H, then W."""
+#: run the separable filters as one depthwise convolution with their 2-D outer product (True), or as
+#: two 1-D passes (False; the code before the fifteenth session of issue 17, kept for benchmarks)
+ONE_PASS = True
+
+
+def _depthwise(x: Tensor, f: Tensor, stride: int, transpose: bool = False, padding: int | tuple[int, int] = 0) -> Tensor:
+    """Depthwise filtering of every channel with the separable filter ``f`` (1-D taps; the 2-D
+    filter is their outer product). ``padding``: the transposed convolution's crop, or the plain
+    convolution's zero padding as (along H, along W), which the convolution adds itself instead of a
+    padded copy of ``x``.
+
+    One 2-D pass (16 multiply-adds per pixel for 4 taps) rather than two 1-D passes (8): oneDNN's
+    depthwise kernels on CPU are far slower per multiply-add for the thin 1-D shapes, erratically so
+    (docs/performance.md, "One filter pass")."""
     if stride > 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu":
         # oneDNN's bf16 depthwise convolution with a stride (either direction) has a slow backward
         # on CPU: 3-8x the fp32 one (docs/performance.md, "CPU bf16"), so these few filter passes run
@@ -51,13 +64,20 @@ def _depthwise(x: Tensor, f: Tensor, stride: int, transpose: bool = False, paddi
     k = f.numel()
     # conv2d correlates, so the filter is flipped to convolve; conv_transpose2d scatters, which
     # already convolves
-    f = f.to(x.dtype) if transpose else f.to(x.dtype).flip(0)
+    f = f if transpose else f.flip(0)
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    if ONE_PASS:
+        w = (f[:, None] * f[None, :]).to(x.dtype).view(1, 1, k, k).expand(C, 1, k, k)  # the 2-D filter
+        if transpose:
+            return F.conv_transpose2d(x, w, stride=stride, padding=(ph, pw), groups=C)
+        return F.conv2d(x, w, stride=stride, padding=(ph, pw), groups=C)
+    f = f.to(x.dtype)
     fv, fh = f.view(1, 1, k, 1).expand(C, 1, k, 1), f.view(1, 1, 1, k).expand(C, 1, 1, k)
     if transpose:
-        x = F.conv_transpose2d(x, fv, stride=(stride, 1), padding=(padding, 0), groups=C)
-        return F.conv_transpose2d(x, fh, stride=(1, stride), padding=(0, padding), groups=C)
-    x = F.conv2d(x, fv, stride=(stride, 1), groups=C)
-    return F.conv2d(x, fh, stride=(1, stride), groups=C)
+        x = F.conv_transpose2d(x, fv, stride=(stride, 1), padding=(ph, 0), groups=C)
+        return F.conv_transpose2d(x, fh, stride=(1, stride), padding=(0, pw), groups=C)
+    x = F.conv2d(x, fv, stride=(stride, 1), padding=(ph, 0), groups=C)
+    return F.conv2d(x, fh, stride=(1, stride), padding=(0, pw), groups=C)
 
 
 def _filter2d(x: Tensor, f: Tensor, stride: int) -> Tensor:
@@ -99,6 +119,8 @@ def upfirdn2d(x: Tensor, f: Tensor | None, up: int = 1, down: int = 1, padding=0
         x = x.reshape(B, C, H, 1, W, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(B, C, H * up, W * up)
+    if f.ndim == 1 and k > 1 and x0 == x1 >= 0 and y0 == y1 >= 0:  # symmetric: the filter passes pad
+        return _depthwise(x, f, down, padding=(y0, x0))
     x = F.pad(x, [x0, x1, y0, y1])  # negative values crop
     if f.ndim == 2:
         return _filter2d(x, f, down)
