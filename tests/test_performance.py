@@ -2,7 +2,8 @@
 
 Each speed change keeps the maths: the activation gain folded into weights and biases, the bias
 inside the convolution, noise + bias + gain riding on the demodulation multiply (addcmul), the
-clamp as hardtanh, channels_last activations in inference, and torch.compile.
+clamp as hardtanh, channels_last activations in inference, torch.compile, and the FIR filters as
+one 2-D pass with the padding inside the convolution.
 """
 from __future__ import annotations
 
@@ -66,6 +67,24 @@ def test_equal_conv_folds_gain_into_weights(k, up, down, act):
     assert 0 < (ref.abs() >= 1.0 * gain).double().mean() < 0.3  # the clamp acts on some outputs, not most
     for a, b in zip(grads(ours, [x, layer.weight, layer.bias]), grads(ref, [x, layer.weight, layer.bias])):
         assert close(a, b, 1e-10)
+
+
+@pytest.mark.parametrize("up,down,pad", [(1, 2, (2, 2, 2, 2)), (1, 2, (1, 1, 1, 1)), (2, 1, (2, 1, 2, 1)),
+                                         (1, 1, (1, 1, 2, 2)), (2, 1, (1, 1, 1, 1))])
+def test_fir_one_pass_matches_two_passes_and_padded_copy(monkeypatch, up, down, pad):
+    """One 2-D depthwise pass with the padding inside the convolution against the 1-D passes after
+    an explicit padded copy: outputs and input gradients, fp32, with and without a stride."""
+    import gankit.nn.resample as resample
+
+    f = resample.setup_filter([1, 2, 3, 4])  # asymmetric, so a filter used unflipped would show
+    x = torch.randn(2, 5, 11, 11, requires_grad=True)
+    out = resample.upfirdn2d(x, f, up=up, down=down, padding=pad, gain=up * up)
+    monkeypatch.setattr(resample, "ONE_PASS", False)
+    xp = F.pad(x, list(pad)) if up == 1 else x  # the pad the one-pass code no longer materialises
+    ref = resample.upfirdn2d(xp, f, up=up, down=down, padding=0 if up == 1 else pad, gain=up * up)
+    assert out.shape == ref.shape
+    assert close(out, ref)
+    assert close(grads(out, x)[0], grads(ref, x)[0])
 
 
 @pytest.mark.parametrize("fused,gain,demodulate", [(False, 1.0, True), (True, 1.0, True), (False, math.sqrt(0.5), True),
