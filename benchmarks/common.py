@@ -1,6 +1,7 @@
 """What every benchmark script writes: the machine's facts and a JSON file of rows."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -45,6 +46,48 @@ SHAPES_FIGURES = ("recognised_share", "pairs_covered", "shapes_covered", "colour
 def shapes_figures(metric_values: dict) -> dict:
     """The shapes classifier's figures of a run's metrics.json values."""
     return {k: metric_values[k] for k in SHAPES_FIGURES}
+
+
+@contextlib.contextmanager
+def style_recipe_patched(build, phases):
+    """The StyleGAN2 family with other networks and phases, in this process only, until the block
+    ends (the Quickstart experiments): ``build(original_build, family, cfg) -> nets`` and
+    ``phases(cfg, G, D) -> [Phase, ...]`` replace the family's own."""
+    import gankit.models.recipes.style as style
+    from gankit.models.stylegan2 import StyleGAN2
+
+    original_build, original_phases = StyleGAN2.build, style.StyleFamily.phases
+    StyleGAN2.build = lambda family, cfg: build(original_build, family, cfg)
+    style.StyleFamily.phases = lambda family, cfg, nets, train: phases(cfg, nets["G"], nets["D"])
+    try:
+        yield
+    finally:
+        StyleGAN2.build, style.StyleFamily.phases = original_build, original_phases
+
+
+def lazy_r1_phase(cfg, D):
+    """The style recipe's lazy R1 phase on D's reals, for experiments that write their own phases."""
+    from gankit.losses import r1_penalty
+    from gankit.models.family import Phase
+
+    def d_reg(s):
+        real = s.real.detach().requires_grad_(True)
+        r1 = r1_penalty(D(real), real)
+        return {"loss": r1 * (cfg.r1_gamma / 2) * cfg.d_reg_interval, "r1": r1.detach()}  # Mescheder 2018 eq. 9
+
+    return Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True, higher_order=True)
+
+
+def train_quickstart(data: str, out: str, threads: int, seed: int, model: dict | None = None, kimg: float = 24.0) -> dict:
+    """Trains the `quickstart` preset on ``data`` (in the current patch, if any) with no snapshots
+    or sample grids on the way, and returns metrics.json's values."""
+    from gankit.training.trainer import Trainer
+
+    train = {"kimg": kimg, "tensorboard": False, "snapshot_kimg": 10**6, "sample_kimg": 10**6,
+             "threads": threads, "seed": seed}
+    tr = Trainer("stylegan2", data, out, preset="quickstart", progress=False,
+                 overrides={"model": model or {}, "train": train})
+    return tr.run()["metric_values"]
 
 
 def variants_main(doc: str, variants, run, runs: str, out: str, threads: int = 1, append: bool = True) -> None:

@@ -25,24 +25,21 @@ Results: ``benchmarks/results/quickstart_aux_classifier.json``; sample grids sta
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from common import shapes_figures, variants_main
+from common import lazy_r1_phase, shapes_figures, style_recipe_patched, train_quickstart, variants_main
 from torch import nn
 
-import gankit.models.recipes.style as style
 from gankit import load
 from gankit.data import open_dataset
-from gankit.losses import r1_penalty, widen
+from gankit.losses import widen
 from gankit.models.family import Phase
-from gankit.models.stylegan2 import Discriminator, StyleGAN2
+from gankit.models.stylegan2 import Discriminator
 from gankit.nn.layers import packed
-from gankit.training.trainer import Trainer
 
 DATA = "builtin:shapes?res=32&label=pair"
 NUM_CLASSES = 24  # shape-colour pairs of builtin:shapes
@@ -93,24 +90,16 @@ def aux_phases(kind: str, weight: float, fakes_too: bool):
                 out["ce_fake"] = ce_fake.detach()
             return {"loss": loss, **out}
 
-        def d_reg(s):
-            real = s.real.detach().requires_grad_(True)
-            r1 = r1_penalty(D(real), real)
-            return {"loss": r1 * (cfg.r1_gamma / 2) * cfg.d_reg_interval, "r1": r1.detach()}  # Mescheder 2018 eq. 9
-
-        return [Phase("G", "G", g_main), Phase("D", "D", d_main, real=True),
-                Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True, higher_order=True)]
+        return [Phase("G", "G", g_main), Phase("D", "D", d_main, real=True), lazy_r1_phase(cfg, D)]
     return phases
 
 
-@contextlib.contextmanager
 def patched(name: str):
     """The StyleGAN2 family with this row's D and phases, in this process, until the block ends."""
     kind, weight, pack, fakes_too = VARIANTS[name]
-    build, family_phases = StyleGAN2.build, style.StyleFamily.phases
 
-    def aux_build(self, cfg):
-        nets = build(self, cfg)  # G (and the D it replaces) drawn first, as in the runs reported
+    def build(original, family, cfg):
+        nets = original(family, cfg)  # G (and the D it replaces) drawn first, as in the runs reported
         D = Discriminator(0, cfg.resolution, cfg.channels * pack, cfg.d_architecture, cfg.channel_base,
                           cfg.channel_max, cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, None)
         D.aux = nn.Linear(D.b4.fc.weight.shape[0], NUM_CLASSES * pack)
@@ -120,13 +109,7 @@ def patched(name: str):
         nets["D"].aux_logits = lambda: D.aux(features["fc"]).reshape(-1, NUM_CLASSES)  # per image, pack order
         return nets
 
-    StyleGAN2.build = aux_build
-    phases = aux_phases(kind, weight, fakes_too)
-    style.StyleFamily.phases = lambda self, cfg, nets, train: phases(cfg, nets["G"], nets["D"])
-    try:
-        yield
-    finally:
-        StyleGAN2.build, style.StyleFamily.phases = build, family_phases
+    return style_recipe_patched(build, aux_phases(kind, weight, fakes_too))
 
 
 def run(name: str, runs: str, threads: int, seed: int) -> dict:
@@ -134,11 +117,7 @@ def run(name: str, runs: str, threads: int, seed: int) -> dict:
     model = {"pack": 1, "conditional": kind == "ac"}  # the packed D is built in patched(), outside the config
     t0 = time.perf_counter()
     with patched(name):
-        tr = Trainer("stylegan2", DATA, os.path.join(runs, f"{name}-seed{seed}"),
-                     preset="quickstart", progress=False, overrides={"model": model, "train": {
-                         "kimg": 24.0, "tensorboard": False, "snapshot_kimg": 10**6, "sample_kimg": 10**6,
-                         "threads": threads, "seed": seed}})
-        m = tr.run()["metric_values"]
+        m = train_quickstart(DATA, os.path.join(runs, f"{name}-seed{seed}"), threads, seed, model=model)
     return {"variant": name, "kind": kind, "weight": weight, "pack": pack, "fakes_too": fakes_too, "seed": seed,
             "kimg": 24.0, "seconds": round(time.perf_counter() - t0), **shapes_figures(m)}
 

@@ -29,27 +29,24 @@ Results: ``benchmarks/results/quickstart_encoder.json``; sample grids stay in ``
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from common import shapes_figures, variants_main
+from common import lazy_r1_phase, shapes_figures, style_recipe_patched, train_quickstart, variants_main
 
-import gankit.models.recipes.style as style
 from gankit import load
 from gankit.data import open_dataset
-from gankit.losses import r1_penalty, widen
+from gankit.losses import widen
 from gankit.models.family import Phase
-from gankit.models.stylegan2 import Discriminator, StyleGAN2
+from gankit.models.stylegan2 import Discriminator
 from gankit.nn import EqualLinear
-from gankit.training.trainer import Trainer
 
 DATA = "builtin:shapes?res=32"
 #: name -> dict(rec: L1 weight, beta: KL weight (None: deterministic E), adv_rec: weight of D's verdict on the
-#: reconstructions in G's loss, map_mul: the mapping's learning-rate multiplier (None: the recipe's 0.01))
+#: reconstructions in G's loss)
 VARIANTS = {
     "vaegan-b0.01": dict(rec=1.0, beta=0.01, adv_rec=0.0),
     "vaegan-b0.1": dict(rec=1.0, beta=0.1, adv_rec=0.0),
@@ -91,48 +88,27 @@ def encoder_phases(rec: float, beta: float | None, adv_rec: float, **_):
             loss = F.softplus(widen(f)).mean() + F.softplus(-widen(r)).mean()  # Goodfellow 2014 eq. 1
             return {"loss": loss, "adv": loss.detach(), "real": r.detach().mean(), "fake": f.detach().mean()}
 
-        def d_reg(s):
-            real = s.real.detach().requires_grad_(True)
-            r1 = r1_penalty(D(real), real)
-            return {"loss": r1 * (cfg.r1_gamma / 2) * cfg.d_reg_interval, "r1": r1.detach()}  # Mescheder 2018 eq. 9
-
-        return [Phase("D", "D", d_main, real=True),
-                Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True, higher_order=True),
-                Phase("G", "G", g_main, real=True, reuse_real=True)]
+        return [Phase("D", "D", d_main, real=True), lazy_r1_phase(cfg, D), Phase("G", "G", g_main, real=True, reuse_real=True)]
     return phases
 
 
-@contextlib.contextmanager
 def patched(name: str):
     """The StyleGAN2 family with an encoder in G and this row's phases, in this process, until the block ends."""
-    v = VARIANTS[name]
-    build, family_phases = StyleGAN2.build, style.StyleFamily.phases
-
-    def encoder_build(self, cfg):
-        nets = build(self, cfg)
+    def build(original, family, cfg):
+        nets = original(family, cfg)
         E = Discriminator(0, cfg.resolution, cfg.channels, cfg.d_architecture, cfg.channel_base, cfg.channel_max,
                           mbstd_group=1, mbstd_channels=0, resample_filter=cfg.resample_filter)
         E.b4.out = EqualLinear(E.b4.fc.weight.shape[0], 2 * cfg.z_dim)  # mean and log-variance
         nets["G"].encoder = E
         return nets
 
-    StyleGAN2.build = encoder_build
-    phases = encoder_phases(**v)
-    style.StyleFamily.phases = lambda self, cfg, nets, train: phases(cfg, nets["G"], nets["D"])
-    try:
-        yield
-    finally:
-        StyleGAN2.build, style.StyleFamily.phases = build, family_phases
+    return style_recipe_patched(build, encoder_phases(**VARIANTS[name]))
 
 
 def run(name: str, runs: str, threads: int, seed: int) -> dict:
     t0 = time.perf_counter()
     with patched(name):
-        tr = Trainer("stylegan2", DATA, os.path.join(runs, f"{name}-seed{seed}"),
-                     preset="quickstart", progress=False, overrides={"train": {
-                         "kimg": 24.0, "tensorboard": False, "snapshot_kimg": 10**6, "sample_kimg": 10**6,
-                         "threads": threads, "seed": seed}})
-        m = tr.run()["metric_values"]
+        m = train_quickstart(DATA, os.path.join(runs, f"{name}-seed{seed}"), threads, seed)
     return {"variant": name, **VARIANTS[name], "seed": seed, "kimg": 24.0,
             "seconds": round(time.perf_counter() - t0), **shapes_figures(m)}
 
