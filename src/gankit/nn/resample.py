@@ -65,7 +65,7 @@ def _depthwise(x: Tensor, f: Tensor, stride: int, transpose: bool = False, paddi
     # conv2d correlates, so the filter is flipped to convolve; conv_transpose2d scatters, which
     # already convolves
     f = f if transpose else f.flip(0)
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    ph, pw = padding if isinstance(padding, (tuple, list)) else (padding, padding)  # (a 0-d tensor when traced)
     if ONE_PASS:
         w = (f[:, None] * f[None, :]).to(x.dtype).view(1, 1, k, k).expand(C, 1, k, k)  # the 2-D filter
         if transpose:
