@@ -41,7 +41,8 @@ def _pads(padding) -> tuple[int, int, int, int]:
 
 
 #: run the separable filters as one depthwise convolution with their 2-D outer product (True), or as
-#: two 1-D passes (False; the code before the fifteenth session of issue 17, kept for benchmarks)
+#: two 1-D passes (False; the code before the fifteenth session of issue 17, kept for the benchmark and
+#: for the test that resumes a run written by that code bitwise)
 ONE_PASS = True
 
 
