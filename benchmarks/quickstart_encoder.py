@@ -56,7 +56,7 @@ VARIANTS = {
 }
 
 
-def encoder_phases(rec: float, beta: float | None, adv_rec: float, **_):
+def encoder_phases(rec: float, beta: float | None, adv_rec: float):
     def phases(cfg, G, D):
         E = G.encoder
 
