@@ -27,11 +27,14 @@ def fixture_threads():
 def test_a_run_written_before_contract_v2_loads_and_resumes_exactly(family, tmp_path, fixture_threads, monkeypatch):
     """legacy-* were written by gankit e9160f8 (one G, one D, G_ema): 32 images in two checkpoints.
     Resuming its first checkpoint with today's code must rebuild its second one bitwise. The FIR
-    filters run as e9160f8 ran them (two 1-D passes): one 2-D pass rounds differently, and is
-    checked against the two passes in tests/test_performance.py."""
+    filters run as e9160f8 ran them (two 1-D passes), and so does G's noise (summed with the bias
+    first): the newer forms round differently, and are checked against the old ones and the
+    definitions in tests/test_performance.py."""
+    import gankit.models.stylegan2
     import gankit.nn.resample
 
     monkeypatch.setattr(gankit.nn.resample, "ONE_PASS", False)
+    monkeypatch.setattr(gankit.models.stylegan2, "SUM_NOISE_FIRST", True)
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / f"legacy-{family}", run)
     old_last = load_file(run / "checkpoints" / "ckpt-000000032" / "model.safetensors")

@@ -90,11 +90,15 @@ def test_fir_one_pass_matches_two_passes_and_padded_copy(monkeypatch, up, down, 
 @pytest.mark.parametrize("fused,gain,demodulate", [(False, 1.0, True), (True, 1.0, True), (False, math.sqrt(0.5), True),
                                                    (False, 1.0, False), (True, 1.0, False)])
 @pytest.mark.parametrize("up", [1, 2])
-def test_synthesis_layer_matches_literal_definition(fused, gain, demodulate, up):
+@pytest.mark.parametrize("sum_noise_first", [False, True])
+def test_synthesis_layer_matches_literal_definition(fused, gain, demodulate, up, sum_noise_first, monkeypatch):
     """Modulate, convolve, demodulate, add noise and bias, leaky ReLU times sqrt(2), clamp (StyleGAN2
     Figure 2c) one step at a time, against the layer's one-pass version; the double backward of
-    the path length penalty included."""
+    the path length penalty included. Both ways of adding the noise (SUM_NOISE_FIRST) are checked."""
+    import gankit.models.stylegan2
     from gankit.models.stylegan2 import SynthesisLayer
+
+    monkeypatch.setattr(gankit.models.stylegan2, "SUM_NOISE_FIRST", sum_noise_first)
 
     torch.manual_seed(0)
     clamp = 1.5 if demodulate else 15.0  # without demodulation the outputs are about 10x larger
@@ -144,6 +148,26 @@ def test_channels_last_inference_matches(family):
         ref_img, ref_d = G(z), D(G(z))
     assert auto_img.is_contiguous() or not cl_g  # handed back in the default layout
     assert close(auto_img, ref_img) and close(auto_d, ref_d)
+
+
+def test_channels_last_training_matches_contiguous(tmp_path):
+    """--model.layout channels-last runs training on channels_last activations too; three iterations
+    (the lazy R1 and path length among them) give the contiguous layout's weights within float rounding."""
+    from gankit.training.trainer import Trainer
+
+    weights = {}
+    for layout in ("contiguous", "channels-last"):
+        tr = Trainer("stylegan2", "builtin:digits?res=8", tmp_path / layout, preset="cpu-digits", progress=False,
+                     overrides={"model": {"layout": layout, "d_reg_interval": 2, "g_reg_interval": 2},
+                                "train": {"batch_size": 8, "tensorboard": False, "metrics": False}})
+        tr.setup()
+        assert tr.nets["G"].synthesis.channels_last is tr.nets["D"].channels_last is (layout == "channels-last")
+        start = torch.cat([p.detach().flatten().clone() for p in tr.nets["G"].parameters()])
+        for _ in range(3):
+            tr.step(10**6)
+        weights[layout] = torch.cat([p.detach().flatten() for n in ("G", "D") for p in tr.nets[n].parameters()])
+    assert not torch.equal(weights["contiguous"][:len(start)], start)  # the steps moved G
+    assert close(weights["channels-last"], weights["contiguous"], 1e-4)
 
 
 def test_compiled_training_matches_eager(tmp_path):

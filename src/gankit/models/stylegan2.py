@@ -42,6 +42,8 @@ from .recipes.style import (ARCHITECTURES, StyleFamily, check_style_config, lazy
 
 Tensor = torch.Tensor
 Architecture = Annotated[str, Choice(ARCHITECTURES)]
+#: ``--model.layout``: the networks' ``channels_last`` setting (None: automatic, see use_channels_last)
+LAYOUTS = {"auto": None, "channels-last": True, "contiguous": False}
 
 
 @dataclass
@@ -76,14 +78,24 @@ class StyleGAN2Config:
     style_mixing_prob: Fraction = 0.9  # StyleGAN section 3.1
     blur_init_sigma: float = 0.0  # D sees images blurred by this sigma at first (StyleGAN3 config R); 0 = off
     blur_fade_kimg: Positive = 200.0  # the blur fades out linearly over this many kimg
+    layout: Annotated[str, Choice(tuple(LAYOUTS))] = "auto"  # activations: auto (channels_last only without autograd) | channels-last | contiguous
 
 
 # ----------------------------------------------------------------------------- generator
 def use_channels_last(setting: bool | None) -> bool:
     """Whether to run convolutions on channels_last activations. None (auto): only when autograd is
-    off. On 2 CPU cores channels_last made generation 10-19% faster, but training no faster or
-    slower, because oneDNN's weight gradients in that layout are slower (docs/performance.md)."""
+    off. On 2 CPU cores channels_last made generation 10-19% faster. Training depends on the
+    machine: oneDNN's weight gradients in that layout were up to 2.5x slower on some, and training
+    3-11% faster on another (``--model.layout channels-last``; docs/performance.md)."""
     return (not torch.is_grad_enabled()) if setting is None else setting
+
+
+#: True: G's layers add (noise + bias) * gain as one full-size tensor in the demodulation multiply
+#: (the code before the sixteenth session of issue 17; kept for the benchmark and for the test that
+#: resumes a run written by it bitwise). False: bias * gain rides on the multiply and the noise map,
+#: one channel per sample, is added in place, so no full-size sum is built. The same maths; the
+#: float rounding differs.
+SUM_NOISE_FIRST = False
 
 
 class SynthesisLayer(nn.Module):
@@ -104,17 +116,23 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False,
                 gain: float = 1.0) -> Tensor:
         styles = self.affine(w)  # (B, I)
-        # lrelu(conv + noise + b) * g == lrelu(g conv + g (noise + b)) for g > 0: the noise, bias and
-        # gain join the demodulation multiply in one pass (modulated_conv2d's gain / add)
+        # lrelu(conv + noise + b) * g == lrelu(g conv + g (noise + b)) for g > 0: the bias and gain
+        # join the demodulation multiply in one pass (modulated_conv2d's gain / add), and the noise,
+        # one map per sample, is added in place, so no full-size (noise + bias) tensor is built
         g = math.sqrt(2) * gain
-        add = self.bias.view(1, -1, 1, 1).to(x.dtype)
+        n = None
         if self.noise is not None:
             size = (x.shape[2] * self.up, x.shape[3] * self.up)
             n = self.noise.sample(x.shape[0], size, x.device, x.dtype, noise_mode)
-            add = add if n is None else add + n
-        x, _ = modulated_conv2d(x, self.weight, styles, demodulate=self.demodulate, up=self.up,
-                                padding=self.padding, resample_filter=self.resample_filter, fused=fused,
-                                gain=g, add=add * g)
+        bias = self.bias.view(1, -1, 1, 1).to(x.dtype)
+        conv = dict(demodulate=self.demodulate, up=self.up, padding=self.padding,
+                    resample_filter=self.resample_filter, fused=fused, gain=g)
+        if SUM_NOISE_FIRST:
+            x, _ = modulated_conv2d(x, self.weight, styles, add=(bias if n is None else bias + n) * g, **conv)
+        else:
+            x, _ = modulated_conv2d(x, self.weight, styles, add=bias * g, **conv)
+            if n is not None:  # a fresh tensor, which autograd has not saved: add in place
+                x = x.add_(n * g)
         clamp = self.conv_clamp * gain if self.conv_clamp else None
         return bias_act(x, None, act="lrelu", gain=1.0, clamp=clamp)
 
@@ -462,4 +480,5 @@ class StyleGAN2(StyleFamily):
         D = Discriminator(c_dim, cfg.resolution, cfg.channels * cfg.pack, cfg.d_architecture, cfg.channel_base,
                           cfg.channel_max, cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp,
                           num_fp16_res=cfg.num_fp16_res)
+        G.synthesis.channels_last = D.channels_last = LAYOUTS[cfg.layout]
         return {"G": G, "D": packed(D, cfg.pack)}
