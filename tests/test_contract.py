@@ -6,7 +6,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import gankit
 from gankit.api import get_family
 from gankit.training.trainer import Trainer
 
