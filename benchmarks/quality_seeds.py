@@ -1,11 +1,11 @@
 """Seed spread of the quality figures: one short training per (config, seed), metrics.json's figures.
 
     python benchmarks/quality_seeds.py [--configs pix2pix cyclegan cogan] [--seeds 0 1 2]
-        [--precision fp32 bf16] [--out benchmarks/results/quality_seeds.json]
+        [--precision fp32 bf16] [--layout channels-last] [--out benchmarks/results/quality_seeds.json]
 
 Each config is the one its quality test or docs/families.md trains (family, preset, built-in data,
-kimg); every run uses ``--train.seed SEED`` (and ``--train.precision``, fp32 unless given) and
-nothing else changes. Prints each run's figures,
+kimg); every run uses ``--train.seed SEED`` (and ``--train.precision``, fp32 unless given; with
+``--layout``, the StyleGAN2 configs' ``--model.layout``) and nothing else changes. Prints each run's figures,
 then min / mean / max per figure over the seeds, and writes all rows as JSON.
 """
 from __future__ import annotations
@@ -33,17 +33,19 @@ CONFIGS = {
 }
 
 
-def run(name: str, seed: int, threads: int, precision: str = "fp32") -> dict:
+def run(name: str, seed: int, threads: int, precision: str = "fp32", layout: str = "") -> dict:
     family, preset, data, kimg = CONFIGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         tr = Trainer(family, data, tmp, preset=preset, progress=False,
                      overrides={"train": {"kimg": kimg, "seed": seed, "tensorboard": False,
-                                          "snapshot_kimg": 10**6, "threads": threads, "precision": precision}})
+                                          "snapshot_kimg": 10**6, "threads": threads, "precision": precision},
+                                **({"model": {"layout": layout}} if layout else {})})
         values = tr.run()["metric_values"]
         seconds = time.perf_counter() - t0
-    return {"config": name if precision == "fp32" else f"{name}-{precision}", "family": family, "preset": preset,
-            "data": data, "kimg": kimg, "seed": seed, "precision": precision,
+    config = (name if precision == "fp32" else f"{name}-{precision}") + (f"-{layout}" if layout else "")
+    return {"config": config, "family": family, "preset": preset,
+            "data": data, "kimg": kimg, "seed": seed, "precision": precision, **({"layout": layout} if layout else {}),
             "seconds": round(seconds, 1),
             "metrics": {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}}
 
@@ -66,13 +68,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
                     help="--train.precision of each run (several: every config at each)")
+    ap.add_argument("--layout", default="", choices=["", "auto", "channels-last", "contiguous"],
+                    help="--model.layout of the StyleGAN2 configs (default: the preset's)")
     ap.add_argument("--out", default="benchmarks/results/quality_seeds.json")
     args = ap.parse_args()
     rows = []
     for name in args.configs:
         for precision in args.precision:
             for seed in args.seeds:
-                r = run(name, seed, args.threads, precision)
+                r = run(name, seed, args.threads, precision, args.layout)
                 rows.append(r)
                 print(f"{r['config']} seed {seed} ({r['seconds']} s): {r['metrics']}", flush=True)
     summary = spread(rows)

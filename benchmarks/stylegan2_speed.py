@@ -4,6 +4,7 @@
     python benchmarks/stylegan2_speed.py --nvidia /path/to/stylegan2-ada-pytorch   # also NVIDIA's code
     python benchmarks/stylegan2_speed.py --configs small --res 32 --profile        # operator table
     python benchmarks/stylegan2_speed.py --generation-only --bf16 --profile ...    # generation; its convolutions' share
+    python benchmarks/stylegan2_speed.py --channels-last --bf16 ...                 # also --model.layout channels-last
 
 Configs: ``small`` (z = w = 128, channel_base 16384, channel_max 128, 2 mapping layers,
 conv_clamp 256, skip G, residual D, mbstd group 4) and ``paper256`` (StyleGAN2-ADA's paper256
@@ -41,12 +42,13 @@ CONFIGS = {
 
 
 # ----------------------------------------------------------------------------- gankit
-def gankit_setup(cfg: dict, res: int, compile: bool = False, bf16: bool = False):
+def gankit_setup(cfg: dict, res: int, compile: bool = False, bf16: bool = False, channels_last: bool = False):
     import gankit
     from gankit.models.family import Step
     from gankit.models.stylegan2 import style_phases, lazy_ratios
 
-    m = gankit.create("stylegan2", preset="config-f", resolution=res, channels=3, **cfg)
+    layout = {"layout": "channels-last"} if channels_last else {}  # (code before --model.layout has none)
+    m = gankit.create("stylegan2", preset="config-f", resolution=res, channels=3, **layout, **cfg)
     G, D = m.G, m.D
     if compile:
         for mod in (G.mapping, G.synthesis, D):
@@ -143,8 +145,9 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
     cfg = CONFIGS[config]
     if impl == "nvidia":
         generate, phases, G = nvidia_setup(cfg, res, nvidia)
-    else:  # "gankit", "gankit+compile" or "gankit+bf16"
-        generate, phases, G = gankit_setup(cfg, res, compile=impl.endswith("+compile"), bf16=impl.endswith("+bf16"))
+    else:  # "gankit", with "+compile", "+bf16" and "+cl" (--model.layout channels-last) as asked
+        generate, phases, G = gankit_setup(cfg, res, compile="+compile" in impl, bf16="+bf16" in impl,
+                                           channels_last="+cl" in impl)
     out = {"impl": impl, "config": config, "res": res, "threads": threads,
            "params_G": sum(p.numel() for p in G.parameters())}
     for batch in (8, 32):
@@ -185,6 +188,8 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time gankit with torch.compile (gankit+compile)")
     ap.add_argument("--bf16", action="store_true", help="also time gankit under CPU bf16 autocast (gankit+bf16)")
     ap.add_argument("--generation-only", action="store_true", help="time generation only (no training phases)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="also time gankit with --model.layout channels-last (gankit+cl, and gankit+bf16+cl with --bf16)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # impl:config:res, run in a fresh process
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stylegan2_speed.json"))
     args = ap.parse_args()
@@ -194,6 +199,7 @@ def main():
                                  args.generation_only)))
         return
     impls = (["gankit"] + (["gankit+compile"] if args.compile else []) + (["gankit+bf16"] if args.bf16 else [])
+             + (["gankit+cl"] if args.channels_last else []) + (["gankit+bf16+cl"] if args.channels_last and args.bf16 else [])
              + (["nvidia"] if args.nvidia else []))
     rows = []
     for config in args.configs.split(","):
