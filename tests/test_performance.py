@@ -150,6 +150,21 @@ def test_channels_last_inference_matches(family):
     assert close(auto_img, ref_img) and close(auto_d, ref_d)
 
 
+def test_automatic_layout():
+    """--model.layout auto: channels_last without autograd and under CPU bf16 autocast, contiguous for
+    fp32 training; a set layout wins either way."""
+    from gankit.models.stylegan2 import use_channels_last
+
+    assert not use_channels_last(None)
+    with torch.no_grad():
+        assert use_channels_last(None) and not use_channels_last(False)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert use_channels_last(None) and not use_channels_last(False)
+    with torch.autocast("cpu", torch.float16):
+        assert not use_channels_last(None)
+    assert use_channels_last(True)
+
+
 def test_channels_last_training_matches_contiguous(tmp_path):
     """--model.layout channels-last runs training on channels_last activations too; three iterations
     (the lazy R1 and path length among them) give the contiguous layout's weights within float rounding."""
