@@ -292,6 +292,26 @@ def test_bench_command_writes_json(tmp_path):
     assert bad.returncode == 2 and "--preset nope" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_bench_model_options(tmp_path):
+    """gankit bench --model KEY=VALUE: a model option (here StyleGAN2's layout) on top of the preset,
+    recorded in the row; a misspelt key or a bad value is named before anything is measured."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "gankit", "bench", "stylegan2", "--preset", "cpu-digits", "--res", "8", "--min-time",
+           "0.05"]
+    p = subprocess.run(cmd + ["--model", "layout=channels-last", "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["model"] == {"layout": "channels-last"} and row["train_img_s"] > 0
+    for bad, said in (("laoyut=channels-last", "did you mean layout"), ("layout=sideways", "--model.layout"),
+                      ("layout", "KEY=VALUE")):
+        r = subprocess.run(cmd + ["--model", bad], capture_output=True, text=True)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr[-1000:]
+
+
 def test_fused_adam_matches_the_per_tensor_loop(tmp_path):
     """``--train.fused-adam``: torch's fused Adam kernel on the optimizers, and three training
     iterations (StyleGAN2 with the lazy-regularization Adam correction and a learning-rate decay)

@@ -526,7 +526,8 @@ def cmd_bench(argv: list[str]) -> int:
                "machine's conv2d peak (measured in the same run), and peak memory, per family and resolution.",
                epilog="examples:\n  gankit bench stylegan2 --preset small --res 32,64\n"
                       "  gankit bench dcgan gan --res 32 --out bench.json\n"
-                      "  gankit bench stylegan2 --preset small --compile --device cuda --precision bf16",
+                      "  gankit bench stylegan2 --preset small --compile --device cuda --precision bf16\n"
+                      "  gankit bench stylegan2 --preset small --model layout=channels-last",
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("families", nargs="*", default=["stylegan2"], help="families to measure (default: stylegan2)")
     p.add_argument("--preset", default=None, help="a preset of each family (stylegan2's `small` is the config "
@@ -536,8 +537,17 @@ def cmd_bench(argv: list[str]) -> int:
     _add_runtime_options(p, precision=True, threads=True)
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (compiling takes minutes)")
     p.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per figure (default: 2)")
+    p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model option of every family measured, as --model.KEY of gankit train "
+                        "(repeatable; e.g. layout=channels-last)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
+    model = {}
+    for item in args.model:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--model {item!r}: give KEY=VALUE, e.g. --model layout=channels-last")
+        model[key.strip()] = value.strip()
     try:
         res = [int(r) for r in args.res.split(",")]
     except ValueError:
@@ -551,13 +561,16 @@ def cmd_bench(argv: list[str]) -> int:
     from .api import get_family
     from .tools.bench import run_all
 
+    from .config import apply_overrides
+
     for fam in args.families:
         f = get_family(fam)
         if args.preset is not None and args.preset not in f.presets:
             raise ConfigError(f"--preset {args.preset}: {fam} has {', '.join(sorted(f.presets))}")
+        apply_overrides(f.Config(), model, "model")  # unknown keys and bad values, named, before measuring
     result = run_all(args.families, res, preset=args.preset, batch=args.batch, device=str(_device(args.device)),
                      precision=args.precision, compile=args.compile, min_time=args.min_time, threads=args.threads,
-                     out=args.out)
+                     out=args.out, model=model)
     return 0 if result["rows"] else 1
 
 

@@ -110,8 +110,9 @@ def _generate_fn(G, batch: int, device: torch.device, precision: str, inputs=Non
 
 def measure(family: str, resolution: int, preset: str | None = None, batch: int = 8, device: str = "cpu",
             precision: str = "fp32", compile: bool = False, min_time: float = 2.0, threads: int = 0,
-            gen_batches: tuple[int, ...] = (8, 32)) -> dict:
-    """One (family, resolution): generation images/s per batch, training images/s, FLOP/s, peak memory."""
+            gen_batches: tuple[int, ...] = (8, 32), model: dict | None = None) -> dict:
+    """One (family, resolution): generation images/s per batch, training images/s, FLOP/s, peak memory;
+    ``model`` holds model options on top of the preset (``--model.KEY`` of ``gankit train``)."""
     from ..api import get_family
     from ..training.ema import update_ema
     from ..training.trainer import Trainer
@@ -125,7 +126,8 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
     train = {"batch_size": batch, "device": device, "precision": precision, "compile": compile,
              "tensorboard": False, "metrics": False, "threads": threads}
     with tempfile.TemporaryDirectory() as tmp:
-        t = Trainer(family, data, tmp, preset=preset, overrides={"train": train}, progress=False)
+        t = Trainer(family, data, tmp, preset=preset, overrides={"train": train, "model": dict(model or {})},
+                    progress=False)
         t.setup()
     dev, precision = t.device, t.precision  # "auto" resolved (bf16 on a CPU with native bf16)
     sync = _sync(dev)
@@ -133,7 +135,7 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
         torch.cuda.reset_peak_memory_stats(dev)
     out = {"family": family, "preset": preset, "resolution": resolution if data_kind != "vector" else None,
            "batch": batch, "device": str(dev), "precision": precision, "compile": compile,
-           "threads": torch.get_num_threads(),
+           "threads": torch.get_num_threads(), **({"model": dict(model)} if model else {}),
            "params": {k: sum(p.numel() for p in m.parameters()) for k, m in t.nets.items()}}
     if "G" in t.nets and "D" in t.nets:
         out.update(params_G=out["params"]["G"], params_D=out["params"]["D"])
@@ -186,7 +188,8 @@ def measure(family: str, resolution: int, preset: str | None = None, batch: int 
 
 def run_all(families: list[str], resolutions: list[int], *, preset: str | None = None, batch: int = 8,
             device: str = "cpu", precision: str = "fp32", compile: bool = False, min_time: float = 2.0,
-            threads: int = 0, out: str | None = None, echo: Callable[[str], None] = print) -> dict:
+            threads: int = 0, out: str | None = None, echo: Callable[[str], None] = print,
+            model: dict | None = None) -> dict:
     """Every (family, resolution) in a fresh process; the conv2d peak before and after them (the higher
     counts: noise on a shared machine only lowers it); a table and JSON."""
     if threads > 0:
@@ -203,7 +206,8 @@ def run_all(families: list[str], resolutions: list[int], *, preset: str | None =
     for family in families:
         for res in resolutions:
             args = dict(family=family, resolution=res, preset=preset, batch=batch, device=device,
-                        precision=precision, compile=compile, min_time=min_time, threads=threads)
+                        precision=precision, compile=compile, min_time=min_time, threads=threads,
+                        model=dict(model or {}))
             echo(f"measuring {family} at {res} px ...")
             proc = subprocess.run([sys.executable, "-m", "gankit.tools.bench", json.dumps(args)],
                                   capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
