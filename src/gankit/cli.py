@@ -559,9 +559,8 @@ def cmd_bench(argv: list[str]) -> int:
     _in_range("--threads", args.threads, 0, 4096)
     _device(args.device)
     from .api import get_family
-    from .tools.bench import run_all
-
     from .config import apply_overrides
+    from .tools.bench import run_all
 
     for fam in args.families:
         f = get_family(fam)

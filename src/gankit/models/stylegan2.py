@@ -85,7 +85,7 @@ class StyleGAN2Config:
 def use_channels_last(setting: bool | None) -> bool:
     """Whether to run convolutions on channels_last activations. None (auto): when autograd is off,
     and under CPU bf16 autocast. On 2 CPU cores channels_last made generation 10-19% faster, and
-    bf16 training 1-10% faster on every machine measured. fp32 training depends on the machine:
+    bf16 training 1-10% faster on both machines measured. fp32 training depends on the machine:
     oneDNN's weight gradients in that layout were up to 2.5x slower on some, and fp32 training 1-11%
     faster on another, so auto keeps fp32 training contiguous (``--model.layout channels-last``
     forces it; docs/performance.md, "Activation layout in training")."""
