@@ -26,13 +26,40 @@ from common import write_results
 from gankit.training.trainer import Trainer
 
 
+class ModuleValue:
+    """A module-level value, e.g. ``gankit.nn.resample.ONE_PASS``."""
+
+    def __init__(self, path: str):
+        mod_name, self.name = path.rsplit(".", 1)
+        self.module, self.label = importlib.import_module(mod_name), path
+        if not hasattr(self.module, self.name):
+            raise SystemExit(f"--switch {path}: {mod_name} has no {self.name}")
+
+    def attach(self, trainer: Trainer) -> None:
+        pass
+
+    def get(self):
+        return getattr(self.module, self.name)
+
+    def set(self, value) -> None:
+        setattr(self.module, self.name, value)
+
+
 class Layout:
     """``--switch layout``: the ``channels_last`` setting of every module of the trainer's networks
     that has one (StyleGAN2's synthesis network and discriminator, their EMA copies included)."""
 
+    label = "--model.layout"
+
     def __init__(self):
         self.modules: list = []
         self.value = "auto"
+
+    def attach(self, trainer: Trainer) -> None:
+        self.modules = [m for net in trainer.modules.values() for m in net.modules() if hasattr(m, "channels_last")]
+
+    def get(self) -> str:
+        return self.value
 
     def set(self, value: str) -> None:
         from gankit.models.stylegan2 import LAYOUTS
@@ -42,41 +69,32 @@ class Layout:
             m.channels_last = LAYOUTS[value]
 
 
-def windows(module, name: str, values: tuple, preset: str, res: int, batch: int, precision: str, window: int,
-            rounds: int, threads: int) -> dict:
-    """Training images/s per window for each value of ``module.name``, alternating."""
-    keep = getattr(module, name)
+def windows(switch, values: tuple, preset: str, res: int, batch: int, precision: str, window: int, rounds: int,
+            threads: int) -> dict:
+    """Training images/s per window for each of the switch's two values, alternating."""
+    keep = switch.get()
     rates: dict[str, list[float]] = {"before": [], "after": []}
-
-    def switch(value):
-        if isinstance(module, Layout):
-            module.set(value)
-        else:
-            setattr(module, name, value)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tr = Trainer("stylegan2", f"builtin:shapes?res={res}", tmp, preset=preset, progress=False,
                          overrides={"train": {"threads": threads, "precision": precision, "tensorboard": False,
                                               "metrics": False, "kimg": 10**6, "batch_size": batch}})
             tr.setup()
-            if isinstance(module, Layout):
-                module.modules = [m for net in tr.nets.values() for m in net.modules() if hasattr(m, "channels_last")]
-                module.modules += [m for net in tr.ema.values() for m in net.modules() if hasattr(m, "channels_last")]
+            switch.attach(tr)
             for value in values:  # warm-up: oneDNN builds its kernels for each setting's shapes
-                switch(value)
+                switch.set(value)
                 for _ in range(8):
                     tr.step(10**9)
             for _ in range(rounds):
                 for key, value in zip(rates, values):
-                    switch(value)
+                    switch.set(value)
                     t0 = time.perf_counter()
                     for _ in range(window):
                         tr.step(10**9)
                     rates[key].append(round(window * batch / (time.perf_counter() - t0), 2))
     finally:
-        switch(keep)
-    label = "--model.layout" if isinstance(module, Layout) else f"{module.__name__}.{name}"
-    return {"switch": label, "values": {"before": values[0], "after": values[1]},
+        switch.set(keep)
+    return {"switch": switch.label, "values": {"before": values[0], "after": values[1]},
             "preset": preset, "res": res, "batch": batch, "precision": precision, "window": window,
             "img_s": rates, "ratio_of_means": round(sum(rates["after"]) / sum(rates["before"]), 3)}
 
@@ -95,19 +113,15 @@ def main(argv: list[str] | None = None, switch: str = "", before: str = "", afte
     ap.add_argument("--out", default=out or "benchmarks/results/switch_ab.json")
     args = ap.parse_args(argv)
     if args.switch == "layout":
-        module, name, values = Layout(), "value", (args.before, args.after)
+        switch, values = Layout(), (args.before, args.after)
     else:
-        mod_name, name = args.switch.rsplit(".", 1)
-        module = importlib.import_module(mod_name)
-        if not hasattr(module, name):
-            raise SystemExit(f"--switch {args.switch}: {mod_name} has no {name}")
-        values = (ast.literal_eval(args.before), ast.literal_eval(args.after))
+        switch, values = ModuleValue(args.switch), (ast.literal_eval(args.before), ast.literal_eval(args.after))
     rows = []
     for spec in args.rows:
         preset, res, batch = spec.split(":")
         for precision in args.precision:
-            rows.append(windows(module, name, values, preset, int(res), int(batch), precision, args.window,
-                                args.rounds, args.threads))
+            rows.append(windows(switch, values, preset, int(res), int(batch), precision, args.window, args.rounds,
+                                args.threads))
             print(rows[-1], flush=True)
             write_results(args.out, rows, args.threads)
 
