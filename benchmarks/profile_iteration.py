@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--batch", type=int, help="--train.batch-size (default: the preset's)")
+    ap.add_argument("--layout", choices=("auto", "channels-last", "contiguous"), help="--model.layout (StyleGAN2)")
     ap.add_argument("--fused-adam", action="store_true", help="--train.fused-adam (one fused kernel per optimizer step)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--rows", type=int, default=25)
@@ -71,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(args.family, args.data, tmp, preset=args.preset, progress=False,
-                     overrides={"train": {"threads": args.threads, "precision": args.precision, "tensorboard": False,
+                     overrides={**({"model": {"layout": args.layout}} if args.layout else {}), "train": {"threads": args.threads, "precision": args.precision, "tensorboard": False,
                                           "metrics": False, "kimg": 10**6, "fused_adam": args.fused_adam,
                                           **({"batch_size": args.batch} if args.batch else {})}})
         tr.setup()

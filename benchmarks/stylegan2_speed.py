@@ -5,6 +5,7 @@
     python benchmarks/stylegan2_speed.py --configs small --res 32 --profile        # operator table
     python benchmarks/stylegan2_speed.py --generation-only --bf16 --profile ...    # generation; its convolutions' share
     python benchmarks/stylegan2_speed.py --channels-last --bf16 ...                 # also --model.layout channels-last
+    python benchmarks/stylegan2_speed.py --share-fakes --bf16 ...                   # also --model.share-fakes
 
 Configs: ``small`` (z = w = 128, channel_base 16384, channel_max 128, 2 mapping layers,
 conv_clamp 256, skip G, residual D, mbstd group 4) and ``paper256`` (StyleGAN2-ADA's paper256
@@ -14,7 +15,9 @@ as given (2 by default).
 * generation: mapping + synthesis, truncation 1, constant noise, eval mode, batch 8 and 32;
 * training: one iteration of all four phases with regularization amortized,
   t(G main) + t(D main) + t(G path length) / 4 + t(D R1) / 16, each timed separately
-  (forward, backward and the Adam step; the fastest of repeated calls), batch 8;
+  (forward, backward and the Adam step; the fastest of repeated calls), batch 8; with
+  ``--model.share-fakes`` (``+share`` rows) D's and G's main steps are timed together, since G's
+  step takes the fakes D's step made;
 * peak memory: the maximum RSS of a fresh process that ran only that config.
 
 NVIDIA's networks and loss (``training/networks.py``, ``training/loss.py``) run through the same
@@ -42,13 +45,15 @@ CONFIGS = {
 
 
 # ----------------------------------------------------------------------------- gankit
-def gankit_setup(cfg: dict, res: int, compile: bool = False, bf16: bool = False, channels_last: bool = False):
+def gankit_setup(cfg: dict, res: int, compile: bool = False, bf16: bool = False, channels_last: bool = False,
+                 share: bool = False):
     import gankit
     from gankit.models.family import Step
     from gankit.models.stylegan2 import style_phases, lazy_ratios
 
     layout = {"layout": "channels-last"} if channels_last else {}  # (code before --model.layout has none)
-    m = gankit.create("stylegan2", preset="config-f", resolution=res, channels=3, **layout, **cfg)
+    shared = {"share_fakes": True} if share else {}  # --model.share-fakes: D's step, then G's on its fakes
+    m = gankit.create("stylegan2", preset="config-f", resolution=res, channels=3, **layout, **shared, **cfg)
     G, D = m.G, m.D
     if compile:
         for mod in (G.mapping, G.synthesis, D):
@@ -71,25 +76,38 @@ def gankit_setup(cfg: dict, res: int, compile: bool = False, bf16: bool = False,
     phases = {p.name: p for p in style_phases(m.config, G, D)}
     real = torch.randn(8, 3, res, res)
 
-    def phase(name):
+    def phase(name, scratch=None):
         p = phases[name]
         mod, other = (G, D) if p.optimizer == "G" else (D, G)
 
         def run():
             mod.requires_grad_(True)
             other.requires_grad_(False)
+            step = Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu"),
+                        scratch={} if scratch is None else scratch)
             if compile and name in ("Greg", "Dreg"):
                 with torch.compiler.set_stance("force_eager"):
-                    out = p.loss(Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu")))
+                    out = p.loss(step)
             else:
                 with amp():
-                    out = p.loss(Step({"G": G, "D": D}, {"image": real}, 8, 0, torch.device("cpu")))
+                    out = p.loss(step)
             opt[p.optimizer].zero_grad(set_to_none=True)
             out["loss"].backward()
             opt[p.optimizer].step()
         return run
 
-    return generate, {k: phase(k) for k in ("G", "Greg", "D", "Dreg")}, G
+    runs = {k: phase(k) for k in ("Greg", "Dreg")}
+    if share:  # the two main steps are timed together: G's step takes the fakes D's step left
+        scratch: dict = {}
+        d_step, g_step = phase("D", scratch), phase("G", scratch)
+
+        def main_steps():
+            d_step()
+            g_step()
+        runs["DG"] = main_steps
+    else:
+        runs.update(G=phase("G"), D=phase("D"))
+    return generate, runs, G
 
 
 # ----------------------------------------------------------------------------- NVIDIA
@@ -147,7 +165,7 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
         generate, phases, G = nvidia_setup(cfg, res, nvidia)
     else:  # "gankit", with "+compile", "+bf16" and "+cl" (--model.layout channels-last) as asked
         generate, phases, G = gankit_setup(cfg, res, compile="+compile" in impl, bf16="+bf16" in impl,
-                                           channels_last="+cl" in impl)
+                                           channels_last="+cl" in impl, share="+share" in impl)
     out = {"impl": impl, "config": config, "res": res, "threads": threads,
            "params_G": sum(p.numel() for p in G.parameters())}
     for batch in (8, 32):
@@ -164,14 +182,15 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
             out.update(profiled_ms_b8=round(total, 1), profiled_conv_ms_b8=round(conv, 1))
         return out
     t = {k: best_time(fn, min_time) for k, fn in phases.items()}
-    per_iter = t["G"] + t["D"] + t["Greg"] / 4 + t["Dreg"] / 16  # lazy intervals 4 and 16
+    main_steps = t["DG"] if "DG" in t else t["G"] + t["D"]
+    per_iter = main_steps + t["Greg"] / 4 + t["Dreg"] / 16  # lazy intervals 4 and 16
     out.update({f"t_{k}_s": v for k, v in t.items()})
     out["train_img_s"] = 8 / per_iter
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if profile:
         from torch.profiler import ProfilerActivity, profile as prof
         with prof(activities=[ProfilerActivity.CPU]) as p:
-            for k in ("G", "D"):
+            for k in ("DG",) if "DG" in phases else ("G", "D"):
                 phases[k]()
         print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     return out
@@ -190,6 +209,8 @@ def main():
     ap.add_argument("--generation-only", action="store_true", help="time generation only (no training phases)")
     ap.add_argument("--channels-last", action="store_true",
                     help="also time gankit with --model.layout channels-last (gankit+cl, and gankit+bf16+cl with --bf16)")
+    ap.add_argument("--share-fakes", action="store_true",
+                    help="also time gankit with --model.share-fakes (gankit+share, and gankit+bf16+share with --bf16)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # impl:config:res, run in a fresh process
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stylegan2_speed.json"))
     args = ap.parse_args()
@@ -200,6 +221,8 @@ def main():
         return
     impls = (["gankit"] + (["gankit+compile"] if args.compile else []) + (["gankit+bf16"] if args.bf16 else [])
              + (["gankit+cl"] if args.channels_last else []) + (["gankit+bf16+cl"] if args.channels_last and args.bf16 else [])
+             + (["gankit+share"] if args.share_fakes else [])
+             + (["gankit+bf16+share"] if args.share_fakes and args.bf16 else [])
              + (["nvidia"] if args.nvidia else []))
     rows = []
     for config in args.configs.split(","):

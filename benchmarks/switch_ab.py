@@ -2,6 +2,7 @@
 
     python benchmarks/switch_ab.py --switch gankit.models.stylegan2.SUM_NOISE_FIRST --before True --after False
     python benchmarks/switch_ab.py --switch layout --before auto --after channels-last
+    python benchmarks/switch_ab.py --switch phases.share_fakes --before False --after True
         [--rows quickstart:32:16 small:32:8 small:64:8] [--precision fp32 bf16] [--window 16] [--rounds 4]
         [--threads 2] [--out benchmarks/results/NAME.json]
 
@@ -11,7 +12,8 @@ iterations each, after 8 warm-up iterations of each setting. Both settings run i
 the same machine state, so their ratio is what to compare on a noisy machine; the figures are
 training images/s per window. ``benchmarks/fir_one_pass.py`` is this harness for
 ``gankit.nn.resample.ONE_PASS``. ``--switch layout`` sets the StyleGAN2 networks' activation
-layout (``--model.layout``: auto, channels-last or contiguous) instead of a module-level value.
+layout (``--model.layout``: auto, channels-last or contiguous) instead of a module-level value;
+``--switch phases.NAME`` sets a model option that acts through the recipe's phases and rebuilds them.
 """
 from __future__ import annotations
 
@@ -69,6 +71,28 @@ class Layout:
             m.channels_last = LAYOUTS[value]
 
 
+class PhaseOption:
+    """``--switch phases.NAME``: a model option that acts through the family's phases (e.g.
+    ``share_fakes``): it is set on the trainer's model config and the phases are rebuilt."""
+
+    def __init__(self, name: str):
+        self.name, self.label, self.trainer = name, f"--model.{name.replace('_', '-')}", None
+
+    def attach(self, trainer: Trainer) -> None:
+        if not hasattr(trainer.model_cfg, self.name):
+            raise SystemExit(f"--switch phases.{self.name}: the model config has no {self.name}")
+        self.trainer = trainer
+
+    def get(self):
+        return None if self.trainer is None else getattr(self.trainer.model_cfg, self.name)
+
+    def set(self, value) -> None:
+        if self.trainer is not None and value is not None:
+            tr = self.trainer
+            setattr(tr.model_cfg, self.name, value)
+            tr.phases = tr.family.phases(tr.model_cfg, tr.nets, tr.cfg)
+
+
 def windows(switch, values: tuple, preset: str, res: int, batch: int, precision: str, window: int, rounds: int,
             threads: int) -> dict:
     """Training images/s per window for each of the switch's two values, alternating."""
@@ -114,6 +138,8 @@ def main(argv: list[str] | None = None, switch: str = "", before: str = "", afte
     args = ap.parse_args(argv)
     if args.switch == "layout":
         switch, values = Layout(), (args.before, args.after)
+    elif args.switch.startswith("phases."):
+        switch, values = PhaseOption(args.switch[7:]), (ast.literal_eval(args.before), ast.literal_eval(args.after))
     else:
         switch, values = ModuleValue(args.switch), (ast.literal_eval(args.before), ast.literal_eval(args.after))
     rows = []

@@ -185,6 +185,40 @@ def test_channels_last_training_matches_contiguous(tmp_path):
     assert close(weights["channels-last"], weights["contiguous"], 1e-4)
 
 
+def test_shared_fakes_equal_fakes_drawn_again(tmp_path):
+    """--model.share-fakes: D's step runs first and G's step judges D's fakes through the graph kept
+    from D's step. Three iterations (the lazy R1 and path length among them) give the weights of
+    drawing those fakes again from the same z in G's step; with two D steps nothing is shared."""
+    from gankit.models.stylegan2 import style_phases
+    from gankit.training.trainer import Trainer
+
+    weights = {}
+    for again in (False, True):
+        tr = Trainer("stylegan2", "builtin:digits?res=8", tmp_path / str(again), preset="cpu-digits", progress=False,
+                     overrides={"model": {"share_fakes": True, "use_noise": False, "style_mixing_prob": 0.0,
+                                          "d_reg_interval": 2, "g_reg_interval": 2},
+                                "train": {"batch_size": 8, "tensorboard": False, "metrics": False}})
+        tr.setup()
+        assert [p.name for p in tr.phases] == ["D", "Dreg", "G", "Greg"]
+        G = tr.nets["G"]
+        if again:  # the reference: G's step draws the fakes afresh from D's z, with the same weights
+            phase = next(p for p in tr.phases if p.name == "G")
+            inner = phase.loss
+
+            def drawn_again(s, inner=inner):
+                _, c, z = s.scratch["style_fake"]
+                s.scratch["style_fake"] = (G.synthesis(G.mapping(z, c, update_w_avg=False)), c, z)
+                return inner(s)
+            phase.loss = drawn_again
+        start = torch.cat([p.detach().flatten().clone() for p in G.parameters()])
+        for _ in range(3):
+            tr.step(10**6)
+        weights[again] = torch.cat([p.detach().flatten() for n in ("G", "D") for p in tr.nets[n].parameters()])
+        assert not torch.equal(weights[again][:len(start)], start)  # the steps moved G
+    assert close(weights[False], weights[True], 1e-6)
+    assert [p.name for p in style_phases(tr.model_cfg, G, tr.nets["D"], n_critic=2)] == ["G", "Greg", "D", "Dreg"]
+
+
 def test_compiled_training_matches_eager(tmp_path):
     """--train.compile: two iterations of WGAN-GP's MLPs, compiled, give the eager weights (the
     critic's gradient-penalty phase runs the compiled modules eagerly: double backward)."""

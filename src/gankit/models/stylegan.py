@@ -65,6 +65,7 @@ class StyleGANConfig:
     pl_batch_shrink: Interval = 2
     g_reg_interval: Interval = 1
     style_mixing_prob: Fraction = 0.9  # section 3.1 (config F)
+    share_fakes: bool = False  # one G forward per iteration: D steps first, G judges the same fakes (recipes/style.py); false = NVIDIA's G-then-D with fresh fakes
 
 
 class StyleLayer(nn.Module):

@@ -76,6 +76,7 @@ class StyleGAN2Config:
     pl_batch_shrink: Interval = 2  # path length on batch / N samples
     g_reg_interval: Interval = 4  # lazy path length every N minibatches; 1 = in every G step
     style_mixing_prob: Fraction = 0.9  # StyleGAN section 3.1
+    share_fakes: bool = False  # one G forward per iteration: D steps first, G judges the same fakes (recipes/style.py); false = NVIDIA's G-then-D with fresh fakes
     blur_init_sigma: float = 0.0  # D sees images blurred by this sigma at first (StyleGAN3 config R); 0 = off
     blur_fade_kimg: Positive = 200.0  # the blur fades out linearly over this many kimg
     layout: Annotated[str, Choice(tuple(LAYOUTS))] = "auto"  # activations: auto (channels_last without autograd and under CPU bf16) | channels-last | contiguous

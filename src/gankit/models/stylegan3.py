@@ -86,6 +86,7 @@ class StyleGAN3Config:
     pl_batch_shrink: Interval = 2
     g_reg_interval: Interval = 4
     style_mixing_prob: Fraction = 0.0  # config D: no style mixing
+    share_fakes: bool = False  # one G forward per iteration: D steps first, G judges the same fakes (recipes/style.py); false = NVIDIA's G-then-D with fresh fakes
 
 
 # ----------------------------------------------------------------------------- filters and layout

@@ -3,6 +3,8 @@ logistic loss with lazy R1 and path length regularization, the lazy Adam correct
 truncation strip, and :class:`StyleFamily`, the family base class they share."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -31,6 +33,18 @@ def run_mapping(G: nn.Module, z: Tensor, c: Tensor | None, mixing_prob: float, u
     return ws
 
 
+@contextlib.contextmanager
+def trainable(net: nn.Module):
+    """Records ``net``'s graph inside another network's phase (the trainer freezes it there)."""
+    flags = [p.requires_grad for p in net.parameters()]
+    net.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p, f in zip(net.parameters(), flags):
+            p.requires_grad_(f)
+
+
 def style_phases(cfg, G: nn.Module, D: nn.Module, n_critic: int = 1, n_gen: int = 1) -> list[Phase]:
     """The StyleGAN / StyleGAN2 / StyleGAN3 recipe: non-saturating logistic loss, R1 on reals and
     path length regularization, each lazy (its own phase every N minibatches, scaled by N) or in
@@ -39,11 +53,15 @@ def style_phases(cfg, G: nn.Module, D: nn.Module, n_critic: int = 1, n_gen: int 
 
     ``cfg`` needs r1_gamma, d_reg_interval, pl_weight, pl_decay, pl_batch_shrink, g_reg_interval,
     style_mixing_prob; optional blur_init_sigma / blur_fade_kimg blur the images D sees early in
-    training (StyleGAN3 config R). A G with ``ema_in_d_step`` (StyleGAN3) moves its EMAs (w_avg,
+    training (StyleGAN3 config R). With ``share_fakes`` (and one D step per iteration) D's step runs
+    first and draws its fakes with G's graph kept, and G's step then judges those same fakes by the
+    updated D: one G forward per iteration instead of two (junyanz's and PyTorch's DCGAN order), at
+    the price of one w_avg update per iteration instead of two and the same z in both steps. A G with ``ema_in_d_step`` (StyleGAN3) moves its EMAs (w_avg,
     magnitudes) only when it makes fakes for D's step, as NVIDIA's stylegan3 loss does; otherwise
     w_avg moves in every training call (StyleGAN2-ADA).
     """
     ema_in_d = getattr(G, "ema_in_d_step", False)
+    share = getattr(cfg, "share_fakes", False) and n_critic == 1
     blur_init, blur_fade = getattr(cfg, "blur_init_sigma", 0.0), getattr(cfg, "blur_fade_kimg", 0.0)
 
     def labels(s: Step, real: bool) -> Tensor | None:
@@ -83,8 +101,12 @@ def style_phases(cfg, G: nn.Module, D: nn.Module, n_critic: int = 1, n_gen: int 
     lazy_r1 = cfg.r1_gamma > 0 and cfg.d_reg_interval > 1
 
     def g_main(s: Step) -> dict:
-        c = labels(s, False)
-        img, _ = fake(s.z(), c, False)
+        shared = s.scratch.pop("style_fake", None)  # left by this iteration's D step (share_fakes)
+        if shared is not None:
+            img, c, _ = shared
+        else:
+            c = labels(s, False)
+            img, _ = fake(s.z(), c, False)
         loss = F.softplus(-widen(run_D(s, img, c))).mean()  # -log sigmoid(D(G(z))): non-saturating (Goodfellow 2014 s. 3)
         out = {"loss": loss, "adv": loss.detach()}
         if cfg.pl_weight > 0 and not lazy_pl:
@@ -95,8 +117,15 @@ def style_phases(cfg, G: nn.Module, D: nn.Module, n_critic: int = 1, n_gen: int 
 
     def d_main(s: Step) -> dict:
         c_fake, c_real = labels(s, False), labels(s, True)
-        with torch.no_grad():
-            fake_img, _ = fake(s.z(), c_fake, True)
+        if share:  # G's graph is kept for the G step that follows; D's loss sees a detached copy
+            z = s.z()
+            with trainable(G):
+                fake_img, _ = fake(z, c_fake, True)
+            s.scratch["style_fake"] = (fake_img, c_fake, z)
+            fake_img = fake_img.detach()
+        else:
+            with torch.no_grad():
+                fake_img, _ = fake(s.z(), c_fake, True)
         real = s.real.detach().requires_grad_(cfg.r1_gamma > 0 and not lazy_r1)
         fake_out, real_out = run_D(s, fake_img, c_fake), run_D(s, real, c_real)
         # -log(1 - sigmoid(D(G(z)))) - log sigmoid(D(x)): the logistic loss (Goodfellow 2014 eq. 1)
@@ -112,15 +141,15 @@ def style_phases(cfg, G: nn.Module, D: nn.Module, n_critic: int = 1, n_gen: int 
         real = s.real.detach().requires_grad_(True)
         return r1_term(s, real, run_D(s, real, labels(s, True)), float(cfg.d_reg_interval))
 
-    phases = [Phase("G", "G", g_main, repeat=n_gen, higher_order=cfg.pl_weight > 0 and not lazy_pl)]
+    g_phases = [Phase("G", "G", g_main, repeat=n_gen, higher_order=cfg.pl_weight > 0 and not lazy_pl)]
     if lazy_pl:
-        phases.append(Phase("Greg", "G", lambda s: pl_term(s, float(cfg.g_reg_interval)), every=cfg.g_reg_interval,
-                            higher_order=True))
-    phases.append(Phase("D", "D", d_main, repeat=n_critic, real=True, higher_order=cfg.r1_gamma > 0 and not lazy_r1))
+        g_phases.append(Phase("Greg", "G", lambda s: pl_term(s, float(cfg.g_reg_interval)), every=cfg.g_reg_interval,
+                              higher_order=True))
+    d_phases = [Phase("D", "D", d_main, repeat=n_critic, real=True, higher_order=cfg.r1_gamma > 0 and not lazy_r1)]
     if lazy_r1:
-        phases.append(Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True,
-                            higher_order=True))
-    return phases
+        d_phases.append(Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True,
+                              higher_order=True))
+    return d_phases + g_phases if share else g_phases + d_phases
 
 
 def lazy_ratios(cfg) -> dict[str, float]:
