@@ -6,6 +6,7 @@
     python benchmarks/stylegan2_speed.py --generation-only --bf16 --profile ...    # generation; its convolutions' share
     python benchmarks/stylegan2_speed.py --channels-last --bf16 ...                 # also --model.layout channels-last
     python benchmarks/stylegan2_speed.py --share-fakes --bf16 ...                   # also --model.share-fakes
+    python benchmarks/stylegan2_speed.py --interleave 4 --nvidia ...                 # all in one process, in turn
 
 Configs: ``small`` (z = w = 128, channel_base 16384, channel_max 128, 2 mapping layers,
 conv_clamp 256, skip G, residual D, mbstd group 4) and ``paper256`` (StyleGAN2-ADA's paper256
@@ -160,12 +161,7 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
             profile: bool, generation_only: bool = False) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = CONFIGS[config]
-    if impl == "nvidia":
-        generate, phases, G = nvidia_setup(cfg, res, nvidia)
-    else:  # "gankit", with "+compile", "+bf16" and "+cl" (--model.layout channels-last) as asked
-        generate, phases, G = gankit_setup(cfg, res, compile="+compile" in impl, bf16="+bf16" in impl,
-                                           channels_last="+cl" in impl, share="+share" in impl)
+    generate, phases, G = setup(impl, config, res, nvidia)
     out = {"impl": impl, "config": config, "res": res, "threads": threads,
            "params_G": sum(p.numel() for p in G.parameters())}
     for batch in (8, 32):
@@ -196,6 +192,36 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
     return out
 
 
+def setup(impl: str, config: str, res: int, nvidia: str | None):
+    """(generate, phases, G) of "nvidia" or "gankit" with "+compile", "+bf16", "+cl" (--model.layout
+    channels-last) and "+share" (--model.share-fakes) as named."""
+    cfg = CONFIGS[config]
+    if impl == "nvidia":
+        return nvidia_setup(cfg, res, nvidia)
+    return gankit_setup(cfg, res, compile="+compile" in impl, bf16="+bf16" in impl, channels_last="+cl" in impl,
+                        share="+share" in impl)
+
+
+def interleaved(impls: list[str], config: str, res: int, threads: int, min_time: float, nvidia: str | None,
+                rounds: int) -> list[dict]:
+    """Every implementation built in this one process and timed in turn, ``rounds`` times, so that
+    each round's ratios compare the same machine state; one row per (round, impl)."""
+    torch.set_num_threads(threads)
+    built = {}
+    for impl in impls:
+        torch.manual_seed(0)
+        built[impl] = setup(impl, config, res, nvidia)
+    rows = []
+    for r in range(rounds):
+        for impl, (generate, phases, G) in built.items():
+            t = {k: best_time(fn, min_time) for k, fn in phases.items()}
+            main_steps = t["DG"] if "DG" in t else t["G"] + t["D"]
+            rows.append({"impl": impl, "config": config, "res": res, "threads": threads, "round": r,
+                         "gen_img_s_b8": 8 / best_time(lambda: generate(8), min_time),
+                         "train_img_s": 8 / (main_steps + t["Greg"] / 4 + t["Dreg"] / 16)})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", default="small,paper256")
@@ -211,6 +237,10 @@ def main():
                     help="also time gankit with --model.layout channels-last (gankit+cl, and gankit+bf16+cl with --bf16)")
     ap.add_argument("--share-fakes", action="store_true",
                     help="also time gankit with --model.share-fakes (gankit+share, and gankit+bf16+share with --bf16)")
+    ap.add_argument("--interleave", type=int, metavar="ROUNDS",
+                    help="build every implementation of a (config, res) in one process and time them in turn, "
+                         "ROUNDS times (training and generation at batch 8; no peak memory); prints each round's "
+                         "ratios to NVIDIA's code")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # impl:config:res, run in a fresh process
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stylegan2_speed.json"))
     args = ap.parse_args()
@@ -225,6 +255,21 @@ def main():
              + (["gankit+bf16+share"] if args.share_fakes and args.bf16 else [])
              + (["nvidia"] if args.nvidia else []))
     rows = []
+    if args.interleave:
+        for config in args.configs.split(","):
+            for res in map(int, args.res.split(",")):
+                got = interleaved(impls, config, res, args.threads, args.min_time, args.nvidia, args.interleave)
+                rows += got
+                for r in range(args.interleave):
+                    this = {row["impl"]: row for row in got if row["round"] == r}
+                    ref = this.get("nvidia")
+                    print(f"{config} {res}px round {r}: " + "  ".join(
+                        f"{impl} train {row['train_img_s']:.2f}"
+                        + (f" ({row['train_img_s'] / ref['train_img_s']:.2f}x)" if ref else "")
+                        + f" gen {row['gen_img_s_b8']:.1f}"
+                        + (f" ({row['gen_img_s_b8'] / ref['gen_img_s_b8']:.2f}x)" if ref else "")
+                        for impl, row in this.items()), flush=True)
+        impls = []  # nothing more to run
     for config in args.configs.split(","):
         for res in map(int, args.res.split(",")):
             for impl in impls:
@@ -249,7 +294,7 @@ def main():
                 print(f"{impl:14s} {config:9s} {res:4d}px  gen b8 {row['gen_img_s_b8']:7.2f}  b32 {row['gen_img_s_b32']:7.2f}"
                       f"{train}  peak RSS {row['peak_rss_mb']:6.0f} MB", flush=True)
     out = Path(args.out)
-    if out.exists():  # keep earlier rows of other (impl, config, res) combinations
+    if out.exists() and not args.interleave:  # keep earlier rows of other (impl, config, res) combinations
         done = {(r["impl"], r["config"], r["res"]) for r in rows}
         rows = [r for r in json.loads(out.read_text())["rows"] if (r["impl"], r["config"], r["res"]) not in done] + rows
     out.parent.mkdir(parents=True, exist_ok=True)
