@@ -56,9 +56,10 @@ def style_phases(cfg, G: nn.Module, D: nn.Module, n_critic: int = 1, n_gen: int 
     training (StyleGAN3 config R). With ``share_fakes`` (and one D step per iteration) D's step runs
     first and draws its fakes with G's graph kept, and G's step then judges those same fakes by the
     updated D: one G forward per iteration instead of two (junyanz's and PyTorch's DCGAN order), at
-    the price of one w_avg update per iteration instead of two and the same z in both steps. A G with ``ema_in_d_step`` (StyleGAN3) moves its EMAs (w_avg,
-    magnitudes) only when it makes fakes for D's step, as NVIDIA's stylegan3 loss does; otherwise
-    w_avg moves in every training call (StyleGAN2-ADA).
+    the price of one w_avg update per iteration instead of two and the same z in both steps. A G
+    with ``ema_in_d_step`` (StyleGAN3) moves its EMAs (w_avg, magnitudes) only when it makes fakes
+    for D's step, as NVIDIA's stylegan3 loss does; otherwise w_avg moves in every training call
+    (StyleGAN2-ADA).
     """
     ema_in_d = getattr(G, "ema_in_d_step", False)
     share = getattr(cfg, "share_fakes", False) and n_critic == 1
