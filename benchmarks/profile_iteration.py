@@ -72,9 +72,10 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(args.family, args.data, tmp, preset=args.preset, progress=False,
-                     overrides={**({"model": {"layout": args.layout}} if args.layout else {}), "train": {"threads": args.threads, "precision": args.precision, "tensorboard": False,
+                     overrides={"train": {"threads": args.threads, "precision": args.precision, "tensorboard": False,
                                           "metrics": False, "kimg": 10**6, "fused_adam": args.fused_adam,
-                                          **({"batch_size": args.batch} if args.batch else {})}})
+                                          **({"batch_size": args.batch} if args.batch else {})},
+                                **({"model": {"layout": args.layout}} if args.layout else {})})
         tr.setup()
         total = 10**9
         for _ in range(args.warmup):

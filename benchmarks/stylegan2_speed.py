@@ -157,6 +157,14 @@ def nvidia_setup(cfg: dict, res: int, path: str):
 
 
 # ----------------------------------------------------------------------------- one measurement
+def train_rate(phases: dict, min_time: float) -> tuple[dict, float]:
+    """Seconds per phase call (fastest of calls) and training img/s at batch 8: the main steps (G
+    and D, or D then G together with share-fakes) plus the lazy phases at intervals 4 and 16."""
+    t = {k: best_time(fn, min_time) for k, fn in phases.items()}
+    main_steps = t["DG"] if "DG" in t else t["G"] + t["D"]
+    return t, 8 / (main_steps + t["Greg"] / 4 + t["Dreg"] / 16)
+
+
 def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvidia: str | None,
             profile: bool, generation_only: bool = False) -> dict:
     torch.set_num_threads(threads)
@@ -177,11 +185,8 @@ def measure(impl: str, config: str, res: int, threads: int, min_time: float, nvi
             total = sum(e.self_cpu_time_total for e in p.key_averages()) / 4e3
             out.update(profiled_ms_b8=round(total, 1), profiled_conv_ms_b8=round(conv, 1))
         return out
-    t = {k: best_time(fn, min_time) for k, fn in phases.items()}
-    main_steps = t["DG"] if "DG" in t else t["G"] + t["D"]
-    per_iter = main_steps + t["Greg"] / 4 + t["Dreg"] / 16  # lazy intervals 4 and 16
+    t, out["train_img_s"] = train_rate(phases, min_time)
     out.update({f"t_{k}_s": v for k, v in t.items()})
-    out["train_img_s"] = 8 / per_iter
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if profile:
         from torch.profiler import ProfilerActivity, profile as prof
@@ -214,11 +219,9 @@ def interleaved(impls: list[str], config: str, res: int, threads: int, min_time:
     rows = []
     for r in range(rounds):
         for impl, (generate, phases, G) in built.items():
-            t = {k: best_time(fn, min_time) for k, fn in phases.items()}
-            main_steps = t["DG"] if "DG" in t else t["G"] + t["D"]
             rows.append({"impl": impl, "config": config, "res": res, "threads": threads, "round": r,
                          "gen_img_s_b8": 8 / best_time(lambda: generate(8), min_time),
-                         "train_img_s": 8 / (main_steps + t["Greg"] / 4 + t["Dreg"] / 16)})
+                         "train_img_s": train_rate(phases, min_time)[1]})
     return rows
 
 
