@@ -16,6 +16,14 @@ they patch the StyleGAN2 family in this process only.
   are resized to ``size`` px before the feature network (the paper: 224 for data below 224 px;
   here 64, where a step costs about twice the recipe's), with one fewer down block per scale so
   the last maps stay 4x4.
+* ``patch-*`` (eighteenth session): the recipe's D beside a local, PatchGAN-style D (Isola et al.
+  2017, section 3.2.2) that judges every 13 x 13 px patch: equalized 3x3 convolutions 3-32-64-64
+  with leaky ReLU (the second one downsamples 2x through the FIR filter) and a 1x1 convolution to a
+  16 x 16 map of logits. Each loss is the recipe's logistic loss on the global logit plus ``weight``
+  times the same loss averaged over the patch logits; the lazy R1 takes the gradient of both
+  outputs, so the patch D is regularized as the global one is. A shape's corner is a local
+  pattern that the patch D can check at every place, where the global D sees the whole image
+  through one logit.
 * ``noise-*``: instance noise (Sonderby et al. 2016): Gaussian noise of std sigma added to every
   image D sees, real and fake, fading linearly to 0 over the run.
 
@@ -35,9 +43,11 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import gankit.models.recipes.style as style
 from gankit.losses.adversarial import LOSSES
+from gankit.losses.regularizers import r1_penalty
 from gankit.metrics.efficientnet import EfficientNetLite0, packaged_weights
 from gankit.models.family import Phase
 from gankit.models.stylegan2 import StyleGAN2
+from gankit.nn.equalized import EqualConv2d
 from gankit.training.trainer import Trainer
 
 #: name -> (kind, options): projected rows (size, D lr, DiffAugment policy) and noise rows (sigma)
@@ -45,6 +55,8 @@ VARIANTS = {
     "projected-64": ("projected", {"size": 64, "d_lr": 0.002, "policy": "color,translation,cutout"}),
     "projected-64-dlr-0.0005": ("projected", {"size": 64, "d_lr": 0.0005, "policy": "color,translation,cutout"}),
     "projected-64-translation": ("projected", {"size": 64, "d_lr": 0.002, "policy": "translation"}),
+    "patch-1": ("patch", {"weight": 1.0}),
+    "patch-0.3": ("patch", {"weight": 0.3}),
     "noise-0.1": ("noise", {"sigma": 0.1}),
     "noise-0.3": ("noise", {"sigma": 0.3}),
 }
@@ -150,6 +162,52 @@ def hinge_phases(G: nn.Module, D: nn.Module) -> list[Phase]:
     return [Phase("G", "G", g_main), Phase("D", "D", d_main, real=True)]
 
 
+class PatchPlusD(nn.Module):
+    """The recipe's (packed) D and a local patch D side by side: (global logits (N / m,), patch logits (N, 256))."""
+
+    def __init__(self, glob: nn.Module):
+        super().__init__()
+        self.glob = glob
+        self.patch = nn.Sequential(EqualConv2d(3, 32, 3, activation="lrelu"),
+                                   EqualConv2d(32, 64, 3, activation="lrelu", down=2),
+                                   EqualConv2d(64, 64, 3, activation="lrelu"), EqualConv2d(64, 1, 1))
+
+    def forward(self, x: torch.Tensor, c=None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.glob(x, c), self.patch(x).flatten(1)
+
+
+def patch_phases(cfg, G: nn.Module, D: PatchPlusD, weight: float) -> list[Phase]:
+    """The recipe's phases (no path length, no mixing, lazy R1) with the patch D's loss added."""
+    def loss(out, real: bool) -> torch.Tensor:  # the logistic loss (Goodfellow 2014 eq. 1), per D
+        sign = -1.0 if real else 1.0
+        return F.softplus(sign * out[0].float()).mean() + weight * F.softplus(sign * out[1].float()).mean()
+
+    def fake(z):
+        return G.synthesis(style.run_mapping(G, z, None, 0.0))
+
+    def g_main(s):
+        out = loss(D(fake(s.z())), True)  # non-saturating: -log sigmoid(D(G(z))) for both Ds
+        return {"loss": out, "adv": out.detach()}
+
+    def d_main(s):
+        with torch.no_grad():
+            f = fake(s.z())
+        fo, ro = D(f), D(s.real.detach())
+        out = loss(fo, False) + loss(ro, True)
+        return {"loss": out, "adv": out.detach(), "real": ro[0].detach().mean(), "fake": fo[0].detach().mean(),
+                "patch_real": ro[1].detach().mean(), "patch_fake": fo[1].detach().mean()}
+
+    def d_reg(s):
+        real = s.real.detach().requires_grad_(True)
+        g, p = D(real)
+        both = torch.cat([g.float().reshape(-1), weight * p.float().mean(1)])  # its sum: both Ds' outputs
+        r1 = r1_penalty(both, real)
+        return {"loss": r1 * (cfg.r1_gamma / 2) * cfg.d_reg_interval, "r1": r1.detach()}  # Mescheder 2018 eq. 9
+
+    return [Phase("G", "G", g_main), Phase("D", "D", d_main, real=True),
+            Phase("Dreg", "D", d_reg, every=cfg.d_reg_interval, real=True, reuse_real=True, higher_order=True)]
+
+
 def run(name: str, runs: str, threads: int, kimg: float, seed: int) -> dict:
     kind, opts = VARIANTS[name]
     model, train = {}, {"kimg": kimg, "tensorboard": False, "snapshot_kimg": 10**6, "sample_kimg": 10**6,
@@ -166,6 +224,14 @@ def run(name: str, runs: str, threads: int, kimg: float, seed: int) -> dict:
         style.StyleFamily.optimizer_ratios = lambda self, cfg: {}
         model = {"pack": 1, "r1_gamma": 0.0}
         train.update(g_lr=0.002, d_lr=opts["d_lr"], betas=(0.0, 0.99))
+    elif kind == "patch":
+        def patch_build(self, cfg):
+            nets = build(self, cfg)  # G and the recipe's D drawn first, then the patch D
+            nets["D"] = PatchPlusD(nets["D"])
+            return nets
+        StyleGAN2.build = patch_build
+        style.StyleFamily.phases = lambda self, cfg, nets, train: patch_phases(cfg, nets["G"], nets["D"],
+                                                                                 opts["weight"])
     else:  # the blur hook's sigma schedule carries the noise's: sigma at the start, 0 at the end
         style.gaussian_blur = lambda img, sigma: img + sigma * torch.randn_like(img)
         model = {"blur_init_sigma": opts["sigma"], "blur_fade_kimg": kimg}
@@ -193,7 +259,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for name in args.variants:
-        kimg = args.kimg or (12.0 if VARIANTS[name][0] == "projected" else 24.0)
+        kimg = args.kimg or (12.0 if VARIANTS[name][0] == "projected" else 24.0)  # patch and noise rows: 24
         rows.append(run(name, args.runs, args.threads, kimg, args.seed))
         print(rows[-1], flush=True)
     write_results(args.out, rows, args.threads)
