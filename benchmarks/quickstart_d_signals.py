@@ -1,5 +1,5 @@
-"""Two more ways to change what D tells G in the Quickstart's recipe (issue 17, ninth session): a
-Projected GAN discriminator and instance noise. Each row trains the `quickstart` preset on
+"""Ways to change what D tells G in the Quickstart's recipe (issue 17): a Projected GAN
+discriminator and instance noise (ninth session), a local patch D (eighteenth). Each row trains the `quickstart` preset on
 ``builtin:shapes?res=32`` and reports metrics.json's shapes figures. Experiments, not features:
 they patch the StyleGAN2 family in this process only.
 
