@@ -1,6 +1,6 @@
 """Ways to change what D tells G in the Quickstart's recipe (issue 17): a Projected GAN
-discriminator and instance noise (ninth session), a local patch D (eighteenth). Each row trains the `quickstart` preset on
-``builtin:shapes?res=32`` and reports metrics.json's shapes figures. Experiments, not features:
+discriminator and instance noise (ninth session), a local patch D (eighteenth). Each row trains
+the `quickstart` preset on ``builtin:shapes?res=32`` and reports metrics.json's shapes figures. Experiments, not features:
 they patch the StyleGAN2 family in this process only.
 
     python benchmarks/quickstart_d_signals.py --threads 1 --variants projected-64 noise-0.1 ...
@@ -50,7 +50,8 @@ from gankit.models.stylegan2 import StyleGAN2
 from gankit.nn.equalized import EqualConv2d
 from gankit.training.trainer import Trainer
 
-#: name -> (kind, options): projected rows (size, D lr, DiffAugment policy) and noise rows (sigma)
+#: name -> (kind, options): projected rows (size, D lr, DiffAugment policy), patch rows (the patch D's
+#: loss weight) and noise rows (sigma)
 VARIANTS = {
     "projected-64": ("projected", {"size": 64, "d_lr": 0.002, "policy": "color,translation,cutout"}),
     "projected-64-dlr-0.0005": ("projected", {"size": 64, "d_lr": 0.0005, "policy": "color,translation,cutout"}),
