@@ -1,7 +1,7 @@
 """Ways to change what D tells G in the Quickstart's recipe (issue 17): a Projected GAN
 discriminator and instance noise (ninth session), a local patch D (eighteenth). Each row trains
-the `quickstart` preset on ``builtin:shapes?res=32`` and reports metrics.json's shapes figures. Experiments, not features:
-they patch the StyleGAN2 family in this process only.
+the `quickstart` preset on ``builtin:shapes?res=32`` and reports metrics.json's shapes figures.
+Experiments, not features: they patch the StyleGAN2 family in this process only.
 
     python benchmarks/quickstart_d_signals.py --threads 1 --variants projected-64 noise-0.1 ...
 
