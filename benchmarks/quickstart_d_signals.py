@@ -57,7 +57,6 @@ VARIANTS = {
     "projected-64-dlr-0.0005": ("projected", {"size": 64, "d_lr": 0.0005, "policy": "color,translation,cutout"}),
     "projected-64-translation": ("projected", {"size": 64, "d_lr": 0.002, "policy": "translation"}),
     "patch-1": ("patch", {"weight": 1.0}),
-    "patch-0.3": ("patch", {"weight": 0.3}),
     "noise-0.1": ("noise", {"sigma": 0.1}),
     "noise-0.3": ("noise", {"sigma": 0.3}),
 }
