@@ -73,6 +73,19 @@ def test_dcgan_matches_paper_figure_1():
         assert m.G(torch.randn(1, 100)).shape == (1, 1, res, res)
 
 
+def test_dcgan_min_res_2_is_carpedm20s_depth():
+    # carpedm20's DCGAN-tensorflow at 28-32 px: G from 2x2x512 through 256, 128, 64; D 64, 128, 256, 512 down to 2x2
+    m = gankit.create("dcgan", resolution=32, channels=3, ngf=64, ndf=64, min_res=2)
+    g = [l.out_channels for l in m.G.net if isinstance(l, torch.nn.ConvTranspose2d)]
+    d = [l.out_channels for l in m.D.net if isinstance(l, torch.nn.Conv2d)]
+    assert (g, d) == ([512, 256, 128, 64, 3], [64, 128, 256, 512, 1])
+    assert m.G(torch.randn(2, 100)).shape == (2, 3, 32, 32) and m.D(torch.randn(2, 3, 32, 32)).shape == (2,)
+    four = gankit.create("dcgan", resolution=32, channels=3, ngf=64, ndf=64)  # the default is unchanged
+    assert [l.out_channels for l in four.G.net if isinstance(l, torch.nn.ConvTranspose2d)] == [256, 128, 64, 3]
+    with pytest.raises(ConfigError, match="min-res"):
+        gankit.create("dcgan", resolution=32, min_res=3)
+
+
 def test_paper_defaults():
     _, t = resolve_configs("dcgan")
     assert (t.optimizer, t.g_lr, t.betas[0]) == ("adam", 2e-4, 0.5)

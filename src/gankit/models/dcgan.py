@@ -15,7 +15,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from ..config import Channels, Choice, Interval, Resolution, Size
+from ..config import Channels, Choice, Interval, Range, Resolution, Size
 from ..errors import ConfigError
 from ..losses import Loss
 from ..nn import activation, normal_init, packed
@@ -32,6 +32,10 @@ class DCGANConfig:
     ngf: Size = 128  # G width: ngf * resolution / (2 r) channels at resolution r (Figure 1: 1024 at 4x4)
     ndf: Size = 128  # D width, mirrored
     max_channels: Size = 1024
+    # the smallest feature map: 4 (Figure 1: G projects z to 4x4, D ends on 4x4); 2 adds one stage at
+    # each end, as carpedm20's DCGAN-tensorflow at 28-32 px (G from 2x2x512, D down to 2x2x512), the code
+    # PacGAN's stacked-MNIST experiment trains
+    min_res: Annotated[int, Range(2, 4)] = 4
     g_norm: Annotated[str, Choice(("batch", "none"))] = "batch"  # batch | none
     d_norm: Annotated[str, Choice(("batch", "layer", "none"))] = "batch"  # batch | layer | none (WGAN critics drop batch norm)
     pack: Interval = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = no packing
@@ -51,9 +55,9 @@ def _norm(kind: str, ch: int) -> nn.Module:
     raise ConfigError(f"unknown normalization '{kind}'; use batch, layer or none")
 
 
-def _widths(base: int, resolution: int, cap: int) -> dict[int, int]:
-    """Channels at each resolution r < resolution: base * resolution / (2 r), capped."""
-    out, r = {}, 4
+def _widths(base: int, resolution: int, cap: int, lo: int = 4) -> dict[int, int]:
+    """Channels at each resolution lo <= r < resolution: base * resolution / (2 r), capped."""
+    out, r = {}, lo
     while r < resolution:
         out[r] = min(base * resolution // (2 * r), cap)
         r *= 2
@@ -63,13 +67,13 @@ def _widths(base: int, resolution: int, cap: int) -> dict[int, int]:
 class Generator(nn.Module):
     """z (B, z_dim) -> image (B, channels, resolution, resolution) in [-1, 1]."""
 
-    def __init__(self, resolution=64, channels=3, z_dim=100, ngf=128, max_channels=1024, norm="batch"):
+    def __init__(self, resolution=64, channels=3, z_dim=100, ngf=128, max_channels=1024, norm="batch", min_res=4):
         super().__init__()
         self.z_dim, self.resolution = z_dim, resolution
-        ch = _widths(ngf, resolution, max_channels)
+        ch = _widths(ngf, resolution, max_channels, min_res)
         bias = norm == "none"
-        layers = [nn.ConvTranspose2d(z_dim, ch[4], 4, 1, 0, bias=bias), _norm(norm, ch[4]), nn.ReLU()]  # 1 -> 4
-        r = 4
+        r = min_res  # z projected to r x r (a fully connected layer, as a transposed convolution from 1x1)
+        layers = [nn.ConvTranspose2d(z_dim, ch[r], r, 1, 0, bias=bias), _norm(norm, ch[r]), nn.ReLU()]
         while 2 * r < resolution:
             layers += [nn.ConvTranspose2d(ch[r], ch[2 * r], 4, 2, 1, bias=bias), _norm(norm, ch[2 * r]), nn.ReLU()]
             r *= 2
@@ -84,16 +88,16 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """image (B, channels, resolution, resolution) -> logit (B,)."""
 
-    def __init__(self, resolution=64, channels=3, ndf=128, max_channels=1024, norm="batch"):
+    def __init__(self, resolution=64, channels=3, ndf=128, max_channels=1024, norm="batch", min_res=4):
         super().__init__()
-        ch = _widths(ndf, resolution, max_channels)
+        ch = _widths(ndf, resolution, max_channels, min_res)
         r = resolution // 2
         layers = [nn.Conv2d(channels, ch[r], 4, 2, 1), activation("lrelu")]  # no norm on the input layer
         bias = norm == "none"
-        while r > 4:
+        while r > min_res:
             layers += [nn.Conv2d(ch[r], ch[r // 2], 4, 2, 1, bias=bias), _norm(norm, ch[r // 2]), activation("lrelu")]
             r //= 2
-        layers += [nn.Conv2d(ch[4], 1, 4, 1, 0)]  # 4x4 -> 1x1 logit, no sigmoid (the loss applies it)
+        layers += [nn.Conv2d(ch[r], 1, r, 1, 0)]  # r x r -> 1x1 logit, no sigmoid (the loss applies it)
         self.net = nn.Sequential(*layers)
         normal_init(self)
 
@@ -116,22 +120,26 @@ class DCGAN(Family):
                        "train": {"batch_size": 32, "ema_kimg": 1.0, "lr_schedule": "linear-decay", "kimg": 300}},
         # PacGAN's stacked-MNIST DCGAN (fjxmlzn/PacGAN stacked_MNIST_experiments/VEEGAN_experiment, on
         # carpedm20's DCGAN-tensorflow): 64 filters, z 100, Adam 2e-4 beta1 0.5, batch 64 packs, G twice per
-        # D step, one G call per packing slot; 50 epochs of 128,000 images
+        # D step, one G call per packing slot; 50 epochs of 128,000 packs = 100,000 steps for any pack size
         "pacgan-stacked": {"model": {"ngf": 64, "ndf": 64, "z_dim": 100, "g_per_slot": True},
                            "train": {"batch_size": 64, "n_gen": 2, "kimg": 6400},
                            "doc": "PacGAN's stacked-MNIST recipe: 64 filters, z 100, Adam 2e-4 beta1 0.5, G twice "
-                                  "per D step, one G call per packing slot, 50 epochs of 128,000 images; PacGAN's "
-                                  "batch is 64 packs, so with --model.pack m set --train.batch-size 64*m"},
+                                  "per D step, one G call per packing slot, 50 epochs of 128,000 packs (100,000 "
+                                  "steps of 64 packs); with --model.pack m set --train.batch-size 64*m "
+                                  "--train.kimg 6400*m"},
         # bf16 where the CPU computes it natively (1.47x at 32 px; fp32: --train.precision fp32)
         "cpu-64": {"model": {"ngf": 32, "ndf": 32, "max_channels": 256}, "train": {"batch_size": 32, "precision": "auto"}},
     }
 
     def validate(self, cfg: DCGANConfig) -> None:
         check_power_of_two("dcgan", cfg.resolution, lo=8)
+        if cfg.min_res not in (2, 4):
+            raise ConfigError(f"--model.min-res {cfg.min_res}: use 4 (DCGAN's 4x4) or 2 (carpedm20's 2x2 at 28-32 px)")
 
     def build(self, cfg: DCGANConfig):
-        G = Generator(cfg.resolution, cfg.channels, cfg.z_dim, cfg.ngf, cfg.max_channels, cfg.g_norm)
-        D = Discriminator(cfg.resolution, cfg.channels * cfg.pack, cfg.ndf, cfg.max_channels, cfg.d_norm)
+        G = Generator(cfg.resolution, cfg.channels, cfg.z_dim, cfg.ngf, cfg.max_channels, cfg.g_norm, cfg.min_res)
+        D = Discriminator(cfg.resolution, cfg.channels * cfg.pack, cfg.ndf, cfg.max_channels, cfg.d_norm,
+                          cfg.min_res)
         return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: DCGANConfig, nets, train):
