@@ -107,6 +107,9 @@ VARIANTS.update({"Q-nombstd-24": (24, {**Q, "mbstd_group": 1}, DECAY),  # groups
 #: eighteenth session: no anti-aliasing filter in G's upsampling and D's downsampling (a one-tap FIR:
 #: transposed and strided convolutions, as DCGAN's, whose shapes on this data had corners)
 VARIANTS.update({"Q-fir1-24": (24, {**Q, "resample_filter": (1,)}, DECAY)})
+#: nineteenth session: G's 4x4 input from a fully connected layer of w (StyleGAN Table 1 A-C's traditional
+#: input) instead of the learned constant, so that w can place a shape anywhere from the first layer on
+VARIANTS.update({"Q-dense-24": (24, {**Q, "g_input": "dense"}, DECAY)})
 #: eleventh session: the recipe under bf16 with some phases in fp32 (autocast off for them; FP32_PHASES)
 FP32_PHASES = {"Q-bf16-fp32-Dreg-24": ("Dreg",), "Q-bf16-fp32-G-Dreg-24": ("G", "Dreg"),
                "Q-bf16-fp32-D-Dreg-24": ("D", "Dreg"), "Q-bf16-fp32-all-24": ("G", "D", "Dreg")}

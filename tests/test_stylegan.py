@@ -309,3 +309,20 @@ def test_without_noise_inputs_the_generator_is_deterministic_in_every_noise_mode
     assert torch.equal(a, b)
     noisy = gankit.create("stylegan2", **kw).G.eval()
     assert sum("noise_strength" in k for k in noisy.state_dict()) > 0
+
+
+def test_dense_input_replaces_the_constant_and_depends_on_w():
+    kw = dict(preset="cpu-shapes", resolution=16, channel_max=32, use_noise=False)
+    const = gankit.create("stylegan2", **kw).G.eval()
+    dense = gankit.create("stylegan2", g_input="dense", **kw).G.eval()
+    keys = set(dense.state_dict())
+    assert "synthesis.b4.input.weight" in keys and "synthesis.b4.const" not in keys
+    assert set(const.state_dict()) - keys == {"synthesis.b4.const"}
+    ws = dense.mapping(torch.randn(2, dense.z_dim), None)
+    x, _ = dense.synthesis.b4(None, None, ws[:, :2])
+    assert x.shape == (2, 32, 4, 4) and not torch.allclose(x[0], x[1])  # the 4x4 input moves with w
+    w0 = ws[:, :1].detach().requires_grad_(True)  # gradient reaches the first w through the input as well
+    dense.synthesis.b4.input(w0[:, 0]).sum().backward()
+    assert w0.grad.abs().sum() > 0
+    with pytest.raises(Exception, match="g-input|g_input"):
+        gankit.create("stylegan2", g_input="noise", **kw)

@@ -63,6 +63,9 @@ class StyleGAN2Config:
     d_architecture: Architecture = "resnet"  # orig | skip | resnet (residual D is the paper's choice)
     demodulate: bool = True  # weight demodulation (section 2.2); false = modulation only
     use_noise: bool = True  # per-pixel noise inputs (StyleGAN section 3.2); false drops them (NVIDIA's use_noise)
+    # G's 4x4 input: const = the learned constant (StyleGAN Table 1 D, the paper's); dense = a fully
+    # connected layer from the first w (Table 1 A-C's "traditional input", as PGGAN's G), so w can place content
+    g_input: Annotated[str, Choice(("const", "dense"))] = "const"
     resample_filter: tuple[Annotated[int, Range(1, 1 << 16)], ...] = (1, 3, 3, 1)
     conv_clamp: float = 0.0  # clamp conv outputs to +-X (StyleGAN2-ADA uses 256 with fp16); 0 = off
     num_fp16_res: Layers = 0  # the N highest resolutions in fp16 on CUDA (StyleGAN2-ADA uses 4, with conv_clamp 256)
@@ -167,7 +170,7 @@ class SynthesisBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter=(1, 3, 3, 1),
                  conv_clamp: float | None = None, demodulate: bool = True, use_fp16: bool = False,
-                 use_noise: bool = True):
+                 use_noise: bool = True, g_input: str = "const"):
         super().__init__()
         self.in_channels, self.resolution, self.is_last, self.architecture = in_channels, resolution, is_last, architecture
         self.use_fp16 = use_fp16  # StyleGAN2-ADA mixed precision (gankit.nn.precision)
@@ -175,7 +178,9 @@ class SynthesisBlock(nn.Module):
         kw = dict(w_dim=w_dim, resolution=resolution, resample_filter=resample_filter, conv_clamp=conv_clamp,
                   demodulate=demodulate, use_noise=use_noise)
         self.num_conv = 0
-        if in_channels == 0:
+        if in_channels == 0 and g_input == "dense":  # StyleGAN Table 1 A-C: the input from a fully connected layer
+            self.input = EqualLinear(w_dim, out_channels * resolution * resolution, activation="lrelu")
+        elif in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))  # learned 4x4 input
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **kw)
@@ -195,8 +200,11 @@ class SynthesisBlock(nn.Module):
         half = fp16_active(self.use_fp16, ws.device)
         with block_context(half, ws.device):
             if self.in_channels == 0:
-                x = to_block(self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1), half)
-                x = self.conv1(x, w[0], noise_mode, fused)
+                if hasattr(self, "input"):
+                    x = self.input(w[0]).view(ws.shape[0], -1, self.resolution, self.resolution)
+                else:
+                    x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+                x = self.conv1(to_block(x, half), w[0], noise_mode, fused)
             elif self.architecture == "resnet":
                 x = to_block(x, half)
                 y = self.skip(x, gain=math.sqrt(0.5))  # residual sum scaled by 1/sqrt(2) (section 4.1)
@@ -482,6 +490,7 @@ class StyleGAN2(StyleFamily):
                       synthesis_kwargs={"channel_base": cfg.channel_base, "channel_max": cfg.channel_max,
                                         "architecture": cfg.g_architecture, "resample_filter": cfg.resample_filter,
                                         "conv_clamp": clamp, "demodulate": cfg.demodulate, "use_noise": cfg.use_noise,
+                                        "g_input": cfg.g_input,
                                         "num_fp16_res": cfg.num_fp16_res})
         D = Discriminator(c_dim, cfg.resolution, cfg.channels * cfg.pack, cfg.d_architecture, cfg.channel_base,
                           cfg.channel_max, cfg.mbstd_group, cfg.mbstd_channels, cfg.resample_filter, clamp,
