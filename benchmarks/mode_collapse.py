@@ -62,7 +62,8 @@ ROWS = {
     "stacked-stylegan": ("stylegan", "cpu-digits", STACKED8, 40, {}, {}),
     "stacked-stylegan3": ("stylegan3", "cpu-digits", STACKED, 24, {}, {}),  # its cpu-digits preset is for 16 px
     # PacGAN's stacked-MNIST recipe (dcgan pacgan-stacked: 64 filters, G twice per D step, a G call per
-    # slot) on PacGAN's 128,000 training images, batch 64 packs, 400 kimg (1/16 of its 50 epochs)
+    # slot) on PacGAN's 128,000 training images, batch 64 packs, 400 kimg (1/16 of its 50 epochs' steps at pack 1,
+    # 1/32 at pack 2, 1/48 at pack 3: its epochs are 2,000 steps of 64 packs whatever the pack size)
     "stacked-dcgan-pacgan-pac1": ("dcgan", "pacgan-stacked", STACKED128, 400, {}, {}),
     "stacked-dcgan-pacgan-pac2": ("dcgan", "pacgan-stacked", STACKED128, 400, {"pack": 2}, {"batch_size": 128}),
     "stacked-dcgan-pacgan-pac3": ("dcgan", "pacgan-stacked", STACKED128, 400, {"pack": 3}, {"batch_size": 192}),
