@@ -86,6 +86,24 @@ def test_dcgan_min_res_2_is_carpedm20s_depth():
         gankit.create("dcgan", resolution=32, min_res=3)
 
 
+def test_dcgan_unit_range_is_pacgans_x_over_255():
+    # PacGAN's stacked-MNIST code feeds reals in [0, 1] under G's tanh; gankit's data stay in [-1, 1]
+    torch.manual_seed(0)
+    signed = gankit.create("dcgan", resolution=16, channels=3, ngf=8, ndf=8)
+    unit = gankit.create("dcgan", resolution=16, channels=3, ngf=8, ndf=8, net_range="unit")
+    unit.G.load_state_dict(signed.G.state_dict())
+    unit.D.load_state_dict(signed.D.state_dict())
+    signed.G.eval(), unit.G.eval(), signed.D.eval(), unit.D.eval()
+    z, x = torch.randn(4, 100), torch.rand(4, 3, 16, 16) * 2 - 1
+    y = unit.G(z)
+    assert torch.allclose(y, signed.G(z) * 2 - 1)  # G's tanh output t is the data's 2 t - 1
+    assert y.min() >= -3 and y.max() <= 1 and y.min() < -1  # a tanh below 0 lands below the data's range
+    assert torch.allclose(unit.D(x), signed.D((x + 1) / 2))  # D reads the data as PacGAN's x / 255
+    assert not torch.allclose(unit.D(x), signed.D(x))
+    with pytest.raises(ConfigError, match="net-range|net_range"):
+        gankit.create("dcgan", resolution=16, net_range="zero-one")
+
+
 def test_paper_defaults():
     _, t = resolve_configs("dcgan")
     assert (t.optimizer, t.g_lr, t.betas[0]) == ("adam", 2e-4, 0.5)

@@ -36,6 +36,11 @@ class DCGANConfig:
     # each end, as carpedm20's DCGAN-tensorflow at 28-32 px (G from 2x2x512, D down to 2x2x512), the code
     # PacGAN's stacked-MNIST experiment trains
     min_res: Annotated[int, Range(2, 4)] = 4
+    # the pixel range the networks work in. signed: reals in [-1, 1] under G's tanh (DCGAN section 3).
+    # unit: reals in [0, 1] under G's tanh, as carpedm20's DCGAN-tensorflow feeds MNIST (x / 255) in
+    # PacGAN's stacked-MNIST code; gankit's data stay in [-1, 1], so G's output is mapped by 2 y - 1
+    # and D's input by (x + 1) / 2
+    net_range: Annotated[str, Choice(("signed", "unit"))] = "signed"
     g_norm: Annotated[str, Choice(("batch", "none"))] = "batch"  # batch | none
     d_norm: Annotated[str, Choice(("batch", "layer", "none"))] = "batch"  # batch | layer | none (WGAN critics drop batch norm)
     pack: Interval = 1  # PacGAN (Lin et al. 2018): D judges packs of this many samples; 1 = no packing
@@ -67,9 +72,10 @@ def _widths(base: int, resolution: int, cap: int, lo: int = 4) -> dict[int, int]
 class Generator(nn.Module):
     """z (B, z_dim) -> image (B, channels, resolution, resolution) in [-1, 1]."""
 
-    def __init__(self, resolution=64, channels=3, z_dim=100, ngf=128, max_channels=1024, norm="batch", min_res=4):
+    def __init__(self, resolution=64, channels=3, z_dim=100, ngf=128, max_channels=1024, norm="batch", min_res=4,
+                 unit_range=False):
         super().__init__()
-        self.z_dim, self.resolution = z_dim, resolution
+        self.z_dim, self.resolution, self.unit_range = z_dim, resolution, unit_range
         ch = _widths(ngf, resolution, max_channels, min_res)
         bias = norm == "none"
         r = min_res  # z projected to r x r (a fully connected layer, as a transposed convolution from 1x1)
@@ -82,14 +88,17 @@ class Generator(nn.Module):
         normal_init(self)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+        y = self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+        return y * 2 - 1 if self.unit_range else y  # unit: G's [0, 1] target in the data's [-1, 1]
 
 
 class Discriminator(nn.Module):
     """image (B, channels, resolution, resolution) -> logit (B,)."""
 
-    def __init__(self, resolution=64, channels=3, ndf=128, max_channels=1024, norm="batch", min_res=4):
+    def __init__(self, resolution=64, channels=3, ndf=128, max_channels=1024, norm="batch", min_res=4,
+                 unit_range=False):
         super().__init__()
+        self.unit_range = unit_range
         ch = _widths(ndf, resolution, max_channels, min_res)
         r = resolution // 2
         layers = [nn.Conv2d(channels, ch[r], 4, 2, 1), activation("lrelu")]  # no norm on the input layer
@@ -102,6 +111,8 @@ class Discriminator(nn.Module):
         normal_init(self)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.unit_range:
+            x = (x + 1) / 2  # the data's [-1, 1] back to [0, 1]
         return self.net(x).flatten()
 
 
@@ -137,9 +148,11 @@ class DCGAN(Family):
             raise ConfigError(f"--model.min-res {cfg.min_res}: use 4 (DCGAN's 4x4) or 2 (carpedm20's 2x2 at 28-32 px)")
 
     def build(self, cfg: DCGANConfig):
-        G = Generator(cfg.resolution, cfg.channels, cfg.z_dim, cfg.ngf, cfg.max_channels, cfg.g_norm, cfg.min_res)
+        unit = cfg.net_range == "unit"
+        G = Generator(cfg.resolution, cfg.channels, cfg.z_dim, cfg.ngf, cfg.max_channels, cfg.g_norm, cfg.min_res,
+                      unit)
         D = Discriminator(cfg.resolution, cfg.channels * cfg.pack, cfg.ndf, cfg.max_channels, cfg.d_norm,
-                          cfg.min_res)
+                          cfg.min_res, unit)
         return {"G": G, "D": packed(D, cfg.pack)}
 
     def phases(self, cfg: DCGANConfig, nets, train):
