@@ -70,7 +70,7 @@ def _widths(base: int, resolution: int, cap: int, lo: int = 4) -> dict[int, int]
 
 
 class Generator(nn.Module):
-    """z (B, z_dim) -> image (B, channels, resolution, resolution) in [-1, 1]."""
+    """z (B, z_dim) -> image (B, channels, resolution, resolution) in [-1, 1] ([-3, 1] with unit_range)."""
 
     def __init__(self, resolution=64, channels=3, z_dim=100, ngf=128, max_channels=1024, norm="batch", min_res=4,
                  unit_range=False):
